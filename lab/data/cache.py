@@ -1,0 +1,86 @@
+"""Every poster decoded once into a uint8 array on disk, memory-mapped and shared by all runs.
+
+The cache is keyed by a fingerprint of the dataset (metadata.csv and every image's size and
+mtime) and the image size, so it is rebuilt when either changes. Two runs that build it at once
+serialise on a lock file; the array and its index appear only when complete (atomic rename).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lab.data.images import decode_many
+from lab.data.metadata import PosterTable
+from lab.errors import LabError
+
+
+@dataclass
+class ImageCache:
+    images: np.ndarray  # (N, H, W, 3) uint8, memory-mapped; row i is poster i of the table
+    bad: dict[str, str]  # imdb_id -> why its image could not be decoded
+    path: Path
+
+    def good_mask(self, table: PosterTable) -> np.ndarray:
+        return ~table.posters["imdb_id"].isin(self.bad.keys()).to_numpy()
+
+
+def cache_root() -> Path:
+    if os.environ.get("LAB_CACHE"):
+        return Path(os.environ["LAB_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lab"
+
+
+def dataset_fingerprint(table: PosterTable) -> str:
+    h = hashlib.sha256((table.root / "metadata.csv").read_bytes())
+    for path in table.posters["path"]:
+        st = os.stat(path)
+        h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def load_image_cache(table: PosterTable, size: tuple[int, int], *, workers: int | None = None,
+                     progress: bool = True, fingerprint: str | None = None) -> ImageCache:
+    """The cache for `table` at `size` (W, H), built on first use."""
+    root = cache_root()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise LabError(f"cannot create the image cache folder {root} ({e}); set LAB_CACHE") from None
+    fingerprint = fingerprint or dataset_fingerprint(table)
+    base = root / f"posters-{fingerprint[:20]}-{size[0]}x{size[1]}"
+    array, index = base.with_suffix(".npy"), base.with_suffix(".json")
+    with open(base.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not index.exists():
+            _build(table, size, array, index, workers, progress)
+    bad = json.loads(index.read_text())["bad"]
+    return ImageCache(np.load(array, mmap_mode="r"), bad, array)
+
+
+def _build(table: PosterTable, size, array: Path, index: Path, workers, progress) -> None:
+    paths = list(table.posters["path"])
+    tmp_array = array.with_name(array.name + f".tmp{os.getpid()}")
+    tmp_index = index.with_name(index.name + f".tmp{os.getpid()}")
+    out = np.lib.format.open_memmap(tmp_array, mode="w+", dtype=np.uint8,
+                                    shape=(len(paths), size[1], size[0], 3))
+    bad = {}
+    try:
+        for start, pixels, errors in decode_many(paths, size, workers=workers, progress=progress):
+            out[start:start + len(pixels)] = pixels
+            bad.update({table.posters["imdb_id"].iat[i]: reason for i, reason in errors.items()})
+        out.flush()
+        del out
+        tmp_index.write_text(json.dumps({"size": list(size), "n": len(paths), "bad": bad}))
+        os.replace(tmp_array, array)
+        os.replace(tmp_index, index)  # the index last: its presence means the cache is complete
+    finally:
+        for tmp in (tmp_array, tmp_index):
+            tmp.unlink(missing_ok=True)
+

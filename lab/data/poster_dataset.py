@@ -1,0 +1,129 @@
+"""The one way every command reads posters: table -> filters -> cached pixels -> split parts."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from lab.data.cache import ImageCache, dataset_fingerprint, load_image_cache
+from lab.data.filters import PosterFilter, apply_filter
+from lab.data.metadata import PosterTable, read_dataset
+from lab.data.split import PARTS, load_split, part_indices, save_split, split_posters
+from lab.errors import LabError
+
+log = logging.getLogger(__name__)
+
+
+class PosterDataset(Dataset):
+    """Posters as (uint8 image (3, H, W), multi-hot genres (G,), decade index) triples."""
+
+    def __init__(self, images: np.ndarray, indices: np.ndarray, genres: np.ndarray, decades: np.ndarray):
+        self.images, self.indices = images, np.asarray(indices)
+        self.genres, self.decades = genres, decades
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, k: int):
+        i = self.indices[k]
+        image = torch.from_numpy(np.array(self.images[i])).permute(2, 0, 1)  # a copy: the cache is read-only
+        return image, torch.from_numpy(self.genres[i]), int(self.decades[i])
+
+
+@dataclass
+class Posters:
+    """A filtered dataset with its pixels and its train/val/test parts."""
+
+    table: PosterTable  # the filtered posters whose images decoded
+    filter: PosterFilter
+    cache: ImageCache
+    parts: dict[str, np.ndarray]  # part -> rows of `table`
+    split: dict[str, list[str]]  # part -> ids, over the whole dataset
+    fingerprint: str
+
+    @property
+    def genres(self) -> list[str]:
+        return self.table.genres
+
+    @property
+    def decades(self) -> list[int]:
+        return self.table.decades
+
+    def genre_matrix(self) -> np.ndarray:
+        """(N, G) float32 multi-hot genres of every poster in `table`."""
+        col = {g: j for j, g in enumerate(self.genres)}
+        out = np.zeros((len(self.table), len(self.genres)), np.float32)
+        for i, gs in enumerate(self.table.posters["genres"]):
+            out[i, [col[g] for g in gs]] = 1
+        return out
+
+    def decade_index(self) -> np.ndarray:
+        col = {d: j for j, d in enumerate(self.decades)}
+        return self.table.posters["decade"].map(col).to_numpy(np.int64)
+
+    def dataset(self, part: str) -> PosterDataset:
+        return PosterDataset(self.images, self.parts[part], self.genre_matrix(), self.decade_index())
+
+    @property
+    def images(self) -> np.ndarray:
+        """Pixels indexed like `table` rows (the cache is indexed by the unfiltered dataset)."""
+        return _RowView(self.cache.images, self.table.posters["cache_row"].to_numpy())
+
+    def save_split(self, run_dir: Path, seed: int) -> None:
+        save_split(self.split, Path(run_dir) / "split.json", seed=seed, fingerprint=self.fingerprint)
+
+
+class _RowView:
+    """Index a memory-mapped array through a row map without copying it."""
+
+    def __init__(self, array: np.ndarray, rows: np.ndarray):
+        self.array, self.rows = array, rows
+        self.shape = (len(rows), *array.shape[1:])
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, k):
+        rows = self.rows[k]
+        if isinstance(rows, np.ndarray):
+            order = np.argsort(rows)  # memmaps read fastest in ascending order
+            out = np.empty((len(rows), *self.array.shape[1:]), self.array.dtype)
+            out[order] = self.array[rows[order]]
+            return out
+        return self.array[rows]
+
+
+def open_posters(data: str | Path, flt: PosterFilter = PosterFilter(), size=(64, 96), *, split_seed: int = 0,
+                 split_file: Path | None = None, progress: bool = True) -> Posters:
+    """Read, filter, decode (through the cache) and split a dataset.
+
+    `split_file` reuses a recorded split (a run's split.json) instead of computing one, so that
+    everything reading a run sees that run's test posters.
+    """
+    full = read_dataset(data)
+    if not len(full):
+        raise LabError(f"{data} has no usable poster ({len(full.skipped)} rows skipped); "
+                       "`lab data check` says why")
+    if full.skipped:
+        log.warning("%d row(s) of %s skipped; `lab data check` lists them", len(full.skipped), data)
+    full.posters["cache_row"] = np.arange(len(full))
+    filtered, flt = apply_filter(full, flt)  # before decoding: a bad filter fails at once
+    fingerprint = dataset_fingerprint(full)
+    cache = load_image_cache(full, size, progress=progress, fingerprint=fingerprint)
+    if cache.bad:
+        log.warning("%d image(s) could not be decoded and are left out; `lab data check` lists them",
+                    len(cache.bad))
+    filtered = filtered.subset(cache.good_mask(filtered))
+    if not len(filtered):
+        raise LabError(f"no poster that passes the filters has a readable image in {data}")
+    split = load_split(split_file) if split_file else split_posters(full, seed=split_seed)
+    parts = part_indices(filtered, split)
+    return Posters(filtered, flt, cache, parts, split, fingerprint)
+
+
+__all__ = ["PARTS", "PosterDataset", "Posters", "open_posters"]

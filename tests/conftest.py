@@ -1,0 +1,115 @@
+import csv
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from lab.data.synthetic import make_synthetic_posters
+
+SHARED = Path(os.environ.get("LAB_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+POSTERS = SHARED / "posters"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Tests never touch the user's image cache."""
+    old = os.environ.get("LAB_CACHE")
+    os.environ["LAB_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("LAB_CACHE")
+    else:
+        os.environ["LAB_CACHE"] = old
+
+
+def shared_rows(n: int, start: int = 0) -> list[dict]:
+    """`n` rows of the shared dataset's metadata, spread over the whole file."""
+    if not (POSTERS / "metadata.csv").is_file():
+        pytest.skip(f"the shared posters are not at {POSTERS} (set LAB_SHARED)")
+    with open(POSTERS / "metadata.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    step = len(rows) // n
+    return rows[start::step][:n]
+
+
+def write_dataset(folder: Path, rows: list[dict]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "metadata.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, ["imdb_id", "title", "year", "genres", "image"])
+        w.writeheader()
+        w.writerows(rows)
+    return folder
+
+
+def copy_real_subset(folder: Path, n: int) -> tuple[Path, list[dict]]:
+    rows = shared_rows(n)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    for r in rows:
+        shutil.copyfile(POSTERS / r["image"], folder / r["image"])
+    return write_dataset(folder, rows), rows
+
+
+# Every kind of bad input a user's own data has: file name -> (how to make it, kept after conversion?)
+def _bad_files(folder: Path, real_jpg: Path) -> dict[str, bool]:
+    img = folder / "images"
+    (img / "empty.jpg").write_bytes(b"")
+    data = real_jpg.read_bytes()
+    (img / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    (img / "notimage.jpg").write_text("this is a text file, not a poster\n")
+    Image.new("1", (9000, 9000)).save(img / "bomb.png")  # 81 Mpx, a few kB on disk
+    poster = Image.open(real_jpg).convert("RGB")
+    poster.convert("L").save(img / "grey.jpg")
+    poster.convert("CMYK").save(img / "cmyk.jpg")
+    rgba = poster.convert("RGBA")
+    rgba.putalpha(128)
+    rgba.save(img / "alpha.png")
+    return {"empty.jpg": False, "truncated.jpg": False, "notimage.jpg": False, "bomb.png": False,
+            "grey.jpg": True, "cmyk.jpg": True, "alpha.png": True}
+
+
+@pytest.fixture(scope="session")
+def real_subset(tmp_path_factory):
+    """60 real shared posters in the dataset format."""
+    folder, _ = copy_real_subset(tmp_path_factory.mktemp("real") / "posters", 60)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def dirty_dataset(tmp_path_factory):
+    """200 real posters plus one row of each bad kind; returns (folder, good ids, {bad id: reason word})."""
+    folder, rows = copy_real_subset(tmp_path_factory.mktemp("dirty") / "posters", 200)
+    kinds = _bad_files(folder, folder / rows[0]["image"])
+    good = [r["imdb_id"] for r in rows]
+    bad_rows, expect_bad = [], {}
+    for k, (name, kept) in enumerate(kinds.items()):
+        imdb_id = f"bad{k}"
+        bad_rows.append({"imdb_id": imdb_id, "title": name, "year": "1984", "genres": "Horror",
+                         "image": f"images/{name}"})
+        if kept:
+            good.append(imdb_id)
+    reasons = {"empty.jpg": "empty file", "truncated.jpg": "truncated", "notimage.jpg": "not an image",
+               "bomb.png": "decompression bomb"}
+    expect_bad.update({f"bad{k}": reasons[n] for k, n in enumerate(kinds) if n in reasons})
+    extra = [
+        ("escape", "../../etc/passwd", "1990", "Drama", "escapes the dataset folder"),
+        ("absolute", "/etc/passwd", "1990", "Drama", "is absolute"),
+        (rows[1]["imdb_id"], rows[1]["image"], "1990", "Drama", "duplicate id"),
+        ("nogenre", rows[2]["image"], "1990", "", "no genre"),
+        ("noyear", rows[3]["image"], "", "Drama", "no year"),
+        ("badyear", rows[3]["image"], "19x0", "Drama", "no valid year"),
+        ("missing", "images/missing.jpg", "1990", "Drama", "missing"),
+    ]
+    for imdb_id, image, year, genres, reason in extra:
+        bad_rows.append({"imdb_id": imdb_id, "title": "bad", "year": year, "genres": genres, "image": image})
+        expect_bad[imdb_id] = reason
+    write_dataset(folder, rows + bad_rows)
+    return folder, good, expect_bad
+
+
+@pytest.fixture(scope="session")
+def synthetic(tmp_path_factory):
+    """240 synthetic posters: 6 genres x 4 decades, 10 of each primary combination."""
+    return make_synthetic_posters(tmp_path_factory.mktemp("syn") / "posters", 240, seed=0)
+
