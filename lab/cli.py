@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -104,6 +105,112 @@ def data_synthetic(
     typer.echo(f"wrote {n} synthetic posters to {out}")
 
 
+RecipeOpt = Annotated[Optional[Path], typer.Option(
+    "--recipe", help="TOML file of options (see recipes/); options given as flags win over it.")]
+ResumeOpt = Annotated[bool, typer.Option(
+    "--resume", help="Continue the interrupted run in --out from its last checkpoint, with its own options.")]
+RunArg = Annotated[Path, typer.Argument(help="A run folder (runs/NNNNN-...).")]
+
+
+@app.command("train-classifier")
+def train_classifier(
+    data: Annotated[Optional[Path], typer.Option(
+        "--data", envvar="LAB_DATA", help="Dataset folder (metadata.csv + images). Default: $LAB_DATA, "
+                                          "else ./data/posters.")] = None,
+    genre: GenreOpt = None, decade: DecadeOpt = None, year_min: YearMinOpt = None, year_max: YearMaxOpt = None,
+    recipe: RecipeOpt = None, out: OutOpt = None, seed: Annotated[Optional[int], typer.Option(
+        "--seed", help="Random seed for initialisation, order and augmentation (default 0).")] = None,
+    resume: ResumeOpt = False,
+    size: Annotated[Optional[str], typer.Option("--size", help="Image size WIDTHxHEIGHT (default 128x192).")] = None,
+    backbone: Annotated[Optional[str], typer.Option(
+        "--backbone", help="torchvision classification model (default mobilenet_v2), or cnn4.")] = None,
+    weights: Annotated[Optional[str], typer.Option(
+        "--weights", help="torchvision weights to start from (default IMAGENET1K_V1).")] = None,
+    no_pretrained: Annotated[bool, typer.Option("--no-pretrained", help="Train the backbone from scratch.")] = False,
+    schedule: Annotated[Optional[str], typer.Option(
+        "--schedule", help="Epochs and share of backbone blocks trained per stage, e.g. '2:0,2:0.3,4:1' "
+                           "(heads only, then the top 30%, then everything).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Posters per batch (default 64).")] = None,
+    lr: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate of the heads (default 1e-3).")] = None,
+    backbone_lr: Annotated[Optional[float], typer.Option(
+        "--backbone-lr", help="Peak learning rate of the unfrozen backbone (default 2e-4).")] = None,
+    patience: Annotated[Optional[int], typer.Option(
+        "--patience", help="Stop after this many epochs without a better validation mAP (default 3).")] = None,
+    baselines: Annotated[Optional[bool], typer.Option(
+        "--baselines/--no-baselines", help="Also train the linear-probe and from-scratch CNN baselines "
+                                           "(default yes; `lab evaluate` compares them).")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="DataLoader worker processes (default 0).")] = None,
+) -> None:
+    """Fine-tune an ImageNet backbone to predict genres (multi-label) and decade, with baselines beside it."""
+    from lab.classifier.train import ClassifierOptions, train_classifier as train
+    from lab.recipes import resolve_options
+    from lab.runs import Run
+    if resume:
+        run = Run.create(out, "", {}, resume=True)
+        opts = ClassifierOptions(**run.options)
+    else:
+        flags = dict(data=str(data) if data else None, genre=genre, decade=decade, year_min=year_min,
+                     year_max=year_max, seed=seed, size=size, backbone=backbone, weights=weights,
+                     schedule=_schedule(schedule), batch_size=batch_size, lr=lr, backbone_lr=backbone_lr,
+                     patience=patience, baselines=baselines, workers=workers)
+        opts = resolve_options(ClassifierOptions, recipe, flags)
+        if no_pretrained:
+            opts.weights = None
+        if data is None and recipe is None:
+            opts.data = str(DEFAULT_DATA)
+        from lab.data.metadata import read_dataset
+        read_dataset(opts.data)  # a missing dataset fails before a run folder is made
+        slug = _filter(opts.genre, opts.decade, opts.year_min, opts.year_max).slug()
+        run = Run.create(out, f"classifier-{slug}", asdict(opts))
+    typer.echo(f"run folder: {run.path}")
+    info = train(opts, run, resume=resume)
+    best = info["models"]["classifier"]
+    typer.echo(f"best validation macro mAP {best['val_macro_map']:.3f} at epoch {best['best_epoch']}; "
+               f"evaluate with: lab evaluate {run.path}")
+
+
+def _schedule(text: str | None):
+    if text is None:
+        return None
+    try:
+        return [[int(e), float(f)] for e, f in (part.split(":") for part in text.split(","))]
+    except ValueError:
+        raise LabError(f"--schedule {text!r} is not like '2:0,2:0.3,4:1' (epochs:share, ...)") from None
+
+
+@app.command("evaluate")
+def evaluate(
+    run: RunArg,
+    data: Annotated[Optional[Path], typer.Option(
+        "--data", help="Evaluate on every poster of this dataset folder instead of the run's test split.")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", help="JSON file to write (default: evaluation-<dataset>.json in the run folder).")] = None,
+) -> None:
+    """Evaluate a classifier run and its three baselines on the same posters; print one table."""
+    from lab.classifier.evaluate import evaluate_run, format_report
+    report, path = evaluate_run(run, data, out)
+    typer.echo(format_report(report))
+    typer.echo(f"written: {path}")
+
+
+@app.command("predict")
+def predict(
+    run: RunArg,
+    images: Annotated[list[Path], typer.Argument(help="Poster image files.")],
+    top: Annotated[int, typer.Option("--top", help="How many genres to show per poster.")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (all genres) instead of lines.")] = False,
+) -> None:
+    """Print the most probable genres and the decade a classifier run sees in each poster."""
+    import json
+    from lab.classifier.inference import predict_files
+    predictions = predict_files(run, [str(p) for p in images])
+    if as_json:
+        typer.echo(json.dumps([p.to_dict() for p in predictions], indent=1))
+    else:
+        for p in predictions:
+            typer.echo(p.line(top))
+
+
 def _not_implemented(name: str, issue: int, summary: str, trains: bool) -> None:
     def command(data: DataOpt = DEFAULT_DATA, genre: GenreOpt = None, decade: DecadeOpt = None,
                 out: OutOpt = None, seed: SeedOpt = 0) -> None:
@@ -117,9 +224,6 @@ def _not_implemented(name: str, issue: int, summary: str, trains: bool) -> None:
     app.command(name)(chosen)
 
 
-_not_implemented("train-classifier", 3, "Fine-tune an ImageNet backbone to predict genres and decade.", True)
-_not_implemented("evaluate", 3, "Evaluate a classifier run against baselines on its test posters.", False)
-_not_implemented("predict", 3, "Print the genres and decade a classifier run sees in posters.", False)
 _not_implemented("train-gan", 4, "Train a conditional poster GAN for genres and decades.", True)
 _not_implemented("sample", 4, "Generate posters for a genre and decade from a GAN run.", False)
 _not_implemented("score-samples", 5, "Score generated posters: genre fidelity, FID and KID.", False)

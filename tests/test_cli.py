@@ -33,9 +33,17 @@ def test_help_lists_every_verb_and_each_verb_explains_its_options(capsys):
 
 
 def test_unbuilt_verbs_exit_2_and_say_so(capsys):
-    for verb in ["train-classifier", "evaluate", "predict", "train-gan", "sample", "score-samples", "demo"]:
+    for verb in ["train-gan", "sample", "score-samples", "demo"]:
         code, out, err = run_cli(capsys, verb)
         assert code == 2 and "not implemented yet" in err and err.count("\n") == 1, verb
+
+
+def test_train_classifier_without_data_fails_before_making_a_run(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LAB_DATA", raising=False)
+    code, _, err = run_cli(capsys, "train-classifier")
+    assert code == 2 and "no dataset at data/posters" in err and err.count("\n") == 1
+    assert not (tmp_path / "runs").exists()
 
 
 def test_data_check_prints_summary_and_problems(capsys, dirty_dataset):

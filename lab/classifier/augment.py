@@ -1,0 +1,45 @@
+"""Augmentation that keeps a poster a poster: a 2:3 crop, a small rotation, colour jitter.
+
+All on a batch tensor at once (CPU or GPU), each poster with its own draw from a seeded
+generator, so a resumed run repeats exactly the augmentation of an uninterrupted one. No flips:
+a mirrored poster has mirrored text.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def augment_posters(images: torch.Tensor, generator: torch.Generator, *, min_scale: float = 0.75,
+                    max_degrees: float = 5.0, jitter: float = 0.2) -> torch.Tensor:
+    """uint8 or float images (B, 3, H, W) in [0, 255] -> augmented float images in [0, 255]."""
+    b, _, h, w = images.shape
+    x = images.float()
+
+    def draw(low, high):
+        return torch.rand(b, generator=generator) * (high - low) + low
+
+    # Crop: the same fraction of width and height keeps the 2:3 aspect; placed anywhere inside.
+    scale = draw(min_scale, 1.0)
+    angle = draw(-max_degrees, max_degrees) * math.pi / 180
+    shift_x, shift_y = draw(-1, 1) * (1 - scale), draw(-1, 1) * (1 - scale)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    # Output -> input sampling grid in normalised coordinates, corrected for the non-square pixels grid.
+    theta = torch.stack([
+        torch.stack([scale * cos, -scale * sin * h / w, shift_x], 1),
+        torch.stack([scale * sin * w / h, scale * cos, shift_y], 1),
+    ], 1).to(x.device)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+    brightness, contrast, saturation = (draw(1 - jitter, 1 + jitter).to(x.device).view(b, 1, 1, 1)
+                                        for _ in range(3))
+    x = x * brightness
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * contrast + mean
+    grey = x.mean(dim=1, keepdim=True)
+    x = (x - grey) * saturation + grey
+    return x.clamp(0, 255)

@@ -1,0 +1,116 @@
+"""`evaluate_run`: the classifier and its three baselines, on the same posters, in one report.
+
+On the run's own test split by default, or on every poster of another dataset folder. The JSON
+is a contract other tools read (see README); the table is for people.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from lab.checkpoint import save_json
+from lab.classifier.baselines import prior_scores
+from lab.classifier.inference import load_model, load_run_info
+from lab.classifier.metrics import SEVEN_GENRES, seven_genre_accuracy, summary
+from lab.classifier.train import predict
+from lab.data.filters import PosterFilter
+from lab.data.poster_dataset import PosterDataset, open_posters
+from lab.runs import Run
+
+BASELINES = ("prior", "linear_probe", "scratch_cnn")
+ROWS = [("macro_map", "macro mAP"), ("micro_map", "micro mAP"), ("macro_f1", "macro F1 (tuned thr.)"),
+        ("micro_f1", "micro F1 (tuned thr.)"), ("top3_hit", "top-3 hit rate"), ("acc7", "7-genre accuracy"),
+        ("decade_acc", "decade accuracy"), ("decade_mae_years", "decade MAE (years)")]
+
+
+def evaluate_run(run_dir: Path, data: Path | None = None, out: Path | None = None, *,
+                 progress: bool = True) -> tuple[dict, Path]:
+    """Evaluate every model of the run on the same posters; returns the report and where it was written."""
+    run = Run.open(run_dir)
+    info = load_run_info(run_dir)
+    size = tuple(info["size"])
+    if data is None:
+        posters = open_posters(run.options["data"], PosterFilter(**_filter_args(info["filter"])), size,
+                               split_file=run.path / "split.json", progress=progress)
+        rows, name = posters.parts["test"], "test"
+    else:
+        posters = open_posters(data, size=size, progress=progress)
+        rows, name = np.arange(len(posters.table)), f"{Path(data).resolve().name}-{posters.fingerprint[:8]}"
+    labels = _labels_for(posters, info["genres"])
+    years = posters.table.posters["year"].to_numpy()[rows]
+    dataset = PosterDataset(posters.images, rows, labels, np.zeros(len(posters.table), np.int64))
+    figures = {}
+    for model_name in ("classifier", "linear_probe", "scratch_cnn"):
+        if model_name not in info["models"]:
+            continue
+        with torch.inference_mode():
+            genre_p, decade_p = predict(load_model(run_dir, info, model_name), dataset, 128, progress=progress)
+        thresholds = np.asarray(info["models"][model_name]["thresholds"])
+        figures[model_name] = summary(genre_p, labels[rows], decade_p, years, info["genres"], info["decades"],
+                                      thresholds)
+        if model_name == "classifier":
+            _, confusion, _ = seven_genre_accuracy(genre_p, labels[rows], info["genres"])
+    genre_p, decade_p = prior_scores(info, len(rows))
+    figures["prior"] = summary(genre_p, labels[rows], decade_p, years, info["genres"], info["decades"],
+                               np.asarray(info["prior"]["genres"]))
+    report = {**figures["classifier"], "baselines": {b: figures[b] for b in BASELINES if b in figures},
+              "run": str(run_dir), "dataset": str(data or run.options["data"]), "part": name,
+              "backbone": info["models"]["classifier"]["backbone"]}
+    out = Path(out) if out else run.path / f"evaluation-{name}.json"
+    save_json(report, out)
+    draw_confusion(confusion, out.with_name(f"confusion7-{name}.png"))
+    return report, out
+
+
+def _filter_args(saved: dict) -> dict:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()}
+
+
+def _labels_for(posters, run_genres: list[str]) -> np.ndarray:
+    """Multi-hot labels over the run's genres (a dataset's other genres are ignored)."""
+    col = {g: j for j, g in enumerate(run_genres)}
+    out = np.zeros((len(posters.table), len(run_genres)), np.float32)
+    for i, genres in enumerate(posters.table.posters["genres"]):
+        out[i, [col[g] for g in genres if g in col]] = 1
+    return out
+
+
+def format_report(report: dict) -> str:
+    models = ["classifier", *report["baselines"]]
+    figures = {"classifier": report, **report["baselines"]}
+    lines = [f"{report['n_posters']} posters ({report['part']}), run {report['run']}",
+             f"{'':24}" + "".join(f"{m:>14}" for m in models)]
+    for key, label in ROWS:
+        if key == "acc7":
+            label = f"7-genre acc. (n={report['n_acc7']})"
+        lines.append(f"{label:24}" + "".join(f"{_fmt(figures[m][key]):>14}" for m in models))
+    lines.append("per-genre AP:")
+    for genre, ap in report["per_genre_ap"].items():
+        lines.append(f"  {genre:22}" + "".join(f"{_fmt(figures[m]['per_genre_ap'][genre]):>14}" for m in models))
+    return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    return "-" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.3f}"
+
+
+def draw_confusion(confusion: np.ndarray, path: Path, cell: int = 56) -> None:
+    """The 7-genre confusion matrix (rows: true genre, columns: predicted) as a PNG."""
+    margin = 96
+    im = Image.new("RGB", (margin + 7 * cell + 8, margin + 7 * cell + 8), "white")
+    d = ImageDraw.Draw(im)
+    row_share = confusion / np.maximum(confusion.sum(1, keepdims=True), 1)
+    for i in range(7):
+        d.text((4, margin + i * cell + cell // 2 - 5), SEVEN_GENRES[i], fill="black")
+        d.text((margin + i * cell + 4, margin - 16 - (i % 2) * 14), SEVEN_GENRES[i], fill="black")
+        for j in range(7):
+            shade = int(255 * (1 - row_share[i, j]))
+            x, y = margin + j * cell, margin + i * cell
+            d.rectangle([x, y, x + cell - 1, y + cell - 1], fill=(shade, shade, 255), outline="grey")
+            d.text((x + 6, y + cell // 2 - 5), str(confusion[i, j]), fill="black" if shade > 110 else "white")
+    d.text((4, 4), "true genre (rows) vs predicted (columns)", fill="black")
+    im.save(path)

@@ -1,0 +1,82 @@
+"""Loading a trained classifier run and predicting genres and decade for poster files."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lab.checkpoint import load_weights
+from lab.classifier.model import GenreClassifier
+from lab.data.images import BadImage, decode_poster
+from lab.errors import LabError
+from lab.runs import Run
+
+RUN_FILE = "classifier.json"
+
+
+def load_run_info(run_dir: Path) -> dict:
+    Run.open(run_dir)
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        raise LabError(f"{run_dir} has no {RUN_FILE}: it is not a classifier run, or its training has not "
+                       f"finished (continue it with `lab train-classifier --out {run_dir} --resume`)")
+    return json.loads(path.read_text())
+
+
+def load_model(run_dir: Path, info: dict, name: str = "classifier") -> GenreClassifier:
+    """One of the run's models (classifier, linear_probe, scratch_cnn), in eval mode, on CPU."""
+    entry = info["models"].get(name)
+    if entry is None:
+        raise LabError(f"{run_dir} has no trained {name}")
+    model = GenreClassifier(entry["backbone"], len(info["genres"]), len(info["decades"]), weights=None)
+    load_weights(model, Path(run_dir) / entry["file"])
+    return model.eval()
+
+
+@dataclass
+class Prediction:
+    path: str
+    genres: list[tuple[str, float]]  # every genre, most probable first
+    decade: int | None
+    decade_prob: float | None
+    error: str | None = None
+
+    def line(self, top: int) -> str:
+        if self.error:
+            return f"{self.path}   cannot read: {self.error}"
+        shown = "  ".join(f"{g} {p:.0%}" for g, p in self.genres[:top])
+        return f"{self.path}   {shown}   {self.decade}s"
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "error": self.error, "decade": self.decade, "decade_prob": self.decade_prob,
+                "genres": dict(self.genres)}
+
+
+@torch.no_grad()
+def predict_files(run_dir: Path, paths: list[str], batch_size: int = 64) -> list[Prediction]:
+    info = load_run_info(run_dir)
+    model = load_model(run_dir, info)
+    size = tuple(info["size"])
+    out, pixels, where = [], [], []
+    for path in paths:
+        try:
+            pixels.append(decode_poster(path, size))
+            where.append(len(out))
+            out.append(None)
+        except (BadImage, FileNotFoundError, IsADirectoryError) as e:
+            out.append(Prediction(str(path), [], None, None, str(e) or "no such file"))
+    for start in range(0, len(pixels), batch_size):
+        batch = torch.from_numpy(np.stack(pixels[start:start + batch_size])).permute(0, 3, 1, 2)
+        genre_logits, decade_logits = model(batch)
+        genre_p, decade_p = torch.sigmoid(genre_logits).numpy(), torch.softmax(decade_logits, 1).numpy()
+        for k in range(len(batch)):
+            order = np.argsort(-genre_p[k])
+            d = int(decade_p[k].argmax())
+            i = where[start + k]
+            out[i] = Prediction(str(paths[i]), [(info["genres"][j], float(genre_p[k, j])) for j in order],
+                                int(info["decades"][d]), float(decade_p[k, d]))
+    return out

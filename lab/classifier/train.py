@@ -1,0 +1,270 @@
+"""`train_classifier`: fine-tune a backbone for genres and decade, then train the baselines beside it.
+
+Recipe: the heads first on a frozen backbone, then the backbone's blocks unfrozen from the top
+down with a lower learning rate; poster-preserving augmentation; positive weights for rare
+genres; early stopping on validation macro mAP; per-genre thresholds tuned on validation.
+Training runs through accelerate, checkpoints every few hundred steps and at each epoch's end,
+and continues exactly where it stopped with `resume`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
+
+from lab.checkpoint import load_state, load_weights, save_json, save_state, save_weights
+from lab.classifier.augment import augment_posters
+from lab.classifier.baselines import train_linear_probe
+from lab.classifier.inference import RUN_FILE
+from lab.classifier.metrics import macro_map, tune_thresholds
+from lab.classifier.model import SCRATCH_CNN, GenreClassifier
+from lab.data.filters import PosterFilter
+from lab.data.images import parse_size
+from lab.data.poster_dataset import PosterDataset, Posters, open_posters
+from lab.errors import LabError
+from lab.runs import Run
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ClassifierOptions:
+    data: str = "data/posters"
+    genre: list[str] = field(default_factory=list)
+    decade: list[str] = field(default_factory=list)
+    year_min: int | None = None
+    year_max: int | None = None
+    size: str = "128x192"
+    backbone: str = "mobilenet_v2"
+    weights: str | None = "IMAGENET1K_V1"  # None: from scratch
+    # [epochs, share of backbone blocks trained, from the top]: heads first, then unfreeze progressively.
+    schedule: list = field(default_factory=lambda: [[2, 0.0], [2, 0.3], [4, 1.0]])
+    batch_size: int = 64
+    grad_accum: int = 1
+    lr: float = 1e-3  # heads
+    backbone_lr: float = 2e-4
+    weight_decay: float = 1e-4
+    warmup: float = 0.03  # share of all steps
+    decade_weight: float = 0.5
+    max_pos_weight: float = 10.0
+    patience: int = 3  # epochs without a better validation mAP before stopping
+    baselines: bool = True
+    checkpoint_every: int = 200  # batches
+    mixed_precision: str = "auto"  # bf16 where a GPU is, none on CPU
+    workers: int = 0
+    seed: int = 0
+    split_seed: int = 0
+
+    @property
+    def poster_filter(self) -> PosterFilter:
+        return PosterFilter.from_options(self.genre, self.decade, self.year_min, self.year_max)
+
+    @property
+    def epochs(self) -> int:
+        return int(sum(e for e, _ in self.schedule))
+
+    def trained_share(self, epoch: int) -> float:
+        for epochs, share in self.schedule:
+            if epoch < epochs:
+                return float(share)
+            epoch -= epochs
+        return float(self.schedule[-1][1])
+
+
+def seeded(*parts) -> torch.Generator:
+    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
+
+
+def make_accelerator(opts) -> Accelerator:
+    precision = opts.mixed_precision
+    if precision == "auto":
+        precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    return Accelerator(mixed_precision=precision, gradient_accumulation_steps=opts.grad_accum)
+
+
+def train_classifier(opts: ClassifierOptions, run: Run, *, resume: bool = False, progress: bool = True) -> dict:
+    """Train the classifier and its baselines in `run`; returns what classifier.json records."""
+    accelerator = make_accelerator(opts)
+    split_file = run.path / "split.json"
+    posters = open_posters(opts.data, opts.poster_filter, parse_size(opts.size), split_seed=opts.split_seed,
+                           split_file=split_file if resume and split_file.exists() else None, progress=progress)
+    if accelerator.is_main_process:
+        posters.save_split(run.path, opts.split_seed)
+    for part in ("train", "val"):
+        if not len(posters.parts[part]):
+            raise LabError(f"the {part} part of the split is empty: too few posters pass the filters")
+    info = _run_info(run, posters, opts)
+    models = info["models"]
+
+    if "classifier" not in models:
+        model = GenreClassifier(opts.backbone, len(posters.genres), len(posters.decades), opts.weights)
+        models["classifier"] = fit(model, posters, opts, run, "checkpoints", accelerator, resume, progress,
+                                   name="classifier")
+        models["classifier"]["backbone"], models["classifier"]["weights"] = opts.backbone, opts.weights
+        _save_info(info, run, accelerator)
+    if opts.baselines and "linear_probe" not in models and opts.weights is not None:
+        models["linear_probe"] = train_linear_probe(posters, opts, run, accelerator,
+                                                    pos_weights(posters, opts.max_pos_weight), progress)
+        _save_info(info, run, accelerator)
+    if opts.baselines and "scratch_cnn" not in models:
+        # The earlier Keras project's small CNN, from scratch, with the same epochs and augmentation.
+        cnn_opts = ClassifierOptions(**{**asdict(opts), "backbone": SCRATCH_CNN, "weights": None,
+                                        "schedule": [[opts.epochs, 1.0]], "backbone_lr": opts.lr})
+        model = GenreClassifier(SCRATCH_CNN, len(posters.genres), len(posters.decades), None, dropout=0.0)
+        models["scratch_cnn"] = fit(model, posters, cnn_opts, run, "baselines/scratch_cnn", accelerator, resume,
+                                    progress, name="scratch_cnn")
+        models["scratch_cnn"]["backbone"], models["scratch_cnn"]["weights"] = SCRATCH_CNN, None
+        _save_info(info, run, accelerator)
+    return info
+
+
+def _run_info(run: Run, posters: Posters, opts: ClassifierOptions) -> dict:
+    path = run.path / RUN_FILE
+    if path.exists():
+        return json.loads(path.read_text())
+    train = posters.parts["train"]
+    genre_matrix = posters.genre_matrix()[train]
+    decade_freq = np.bincount(posters.decade_index()[train], minlength=len(posters.decades)) / len(train)
+    return {"genres": posters.genres, "decades": posters.decades, "size": list(parse_size(opts.size)),
+            "filter": posters.filter.to_dict(), "dataset": posters.fingerprint,
+            "prior": {"genres": genre_matrix.mean(0).tolist(), "decades": decade_freq.tolist()},
+            "models": {}}
+
+
+def _save_info(info: dict, run: Run, accelerator: Accelerator) -> None:
+    if accelerator.is_main_process:
+        save_json(info, run.path / RUN_FILE)
+
+
+def pos_weights(posters: Posters, cap: float) -> torch.Tensor:
+    """sqrt(negatives / positives) per genre, so rare genres count without swamping the loss."""
+    y = posters.genre_matrix()[posters.parts["train"]]
+    pos = np.maximum(y.sum(0), 1)
+    return torch.tensor(np.clip(np.sqrt((len(y) - pos) / pos), 1.0, cap), dtype=torch.float32)
+
+
+def fit(model: GenreClassifier, posters: Posters, opts: ClassifierOptions, run: Run, folder: str,
+        accelerator: Accelerator, resume: bool, progress: bool, *, name: str) -> dict:
+    """Train `model` by the schedule; best and last weights and the resumable state go into run/folder."""
+    ckpt = run.path / folder
+    train_ds = posters.dataset("train")
+    head_params = [p for n, p in model.named_parameters() if not n.startswith("backbone.")]
+    optimizer = torch.optim.AdamW([
+        {"params": head_params, "lr": opts.lr, "base_lr": opts.lr},
+        {"params": list(model.backbone.parameters()), "lr": opts.backbone_lr, "base_lr": opts.backbone_lr},
+    ], weight_decay=opts.weight_decay)
+    steps_per_epoch = math.ceil(len(train_ds) / (opts.batch_size * accelerator.num_processes * opts.grad_accum))
+    total_steps = max(1, steps_per_epoch * opts.epochs)
+    state = {"epoch": 0, "batch": 0, "step": 0, "best": -1.0, "best_epoch": -1, "stale": 0}
+    if resume and (ckpt / "state.pt").exists():
+        load_weights(model, ckpt / "last.safetensors")
+        saved = load_state(ckpt / "state.pt")
+        optimizer.load_state_dict(saved.pop("optimizer"))
+        state.update(saved)
+        log.info("%s: resuming at epoch %d, batch %d", name, state["epoch"], state["batch"])
+    model = model.to(memory_format=torch.channels_last)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    unwrapped = accelerator.unwrap_model(model)
+    weights = pos_weights(posters, opts.max_pos_weight).to(accelerator.device)
+
+    def save_last():
+        if accelerator.is_main_process:
+            save_weights(unwrapped, ckpt / "last.safetensors")
+            save_state({"optimizer": optimizer.state_dict(), **state}, ckpt / "state.pt")
+
+    while state["epoch"] < opts.epochs and state["stale"] < opts.patience:
+        epoch = state["epoch"]
+        model.train()
+        unwrapped.set_trainable(opts.trained_share(epoch))
+        order = torch.randperm(len(train_ds), generator=seeded(opts.seed, name, "order", epoch)).numpy()
+        loader = accelerator.prepare_data_loader(DataLoader(Subset(train_ds, order), batch_size=opts.batch_size,
+                                                            num_workers=opts.workers))
+        batches = accelerator.skip_first_batches(loader, state["batch"]) if state["batch"] else loader
+        started, losses = time.perf_counter(), []
+        bar = tqdm(batches, total=len(loader), initial=state["batch"], desc=f"{name} epoch {epoch + 1}/{opts.epochs}",
+                   unit="batch", disable=not (progress and accelerator.is_main_process), leave=False)
+        for images, genres, decades in bar:
+            generator = seeded(opts.seed, name, "augment", epoch, state["batch"], accelerator.process_index)
+            torch.manual_seed(generator.initial_seed())  # dropout too repeats exactly after a resume
+            with accelerator.accumulate(model):
+                genre_logits, decade_logits = model(augment_posters(images, generator))
+                loss = (F.binary_cross_entropy_with_logits(genre_logits.float(), genres, pos_weight=weights)
+                        + opts.decade_weight * F.cross_entropy(decade_logits.float(), decades))
+                accelerator.backward(loss)
+                _set_lr(optimizer, state["step"], total_steps, opts.warmup)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            if accelerator.sync_gradients:
+                state["step"] += 1
+            state["batch"] += 1
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+            if state["batch"] % opts.checkpoint_every == 0:
+                save_last()
+        bar.close()
+        seconds = time.perf_counter() - started
+        scores, _ = predict(model, posters.dataset("val"), opts.batch_size * 2, accelerator)
+        val_map = macro_map(scores, posters.genre_matrix()[posters.parts["val"]])
+        record = {"model": name, "epoch": epoch + 1, "step": state["step"], "train_loss": float(np.mean(losses)),
+                  "val_macro_map": val_map, "trained_share": opts.trained_share(epoch),
+                  "epoch_seconds": round(seconds, 1), "train_posters_per_s": round(len(order) / seconds, 1)}
+        state.update(epoch=epoch + 1, batch=0)
+        if val_map > state["best"]:
+            state.update(best=val_map, best_epoch=epoch + 1, stale=0)
+            if accelerator.is_main_process:
+                save_weights(unwrapped, ckpt / "best.safetensors")
+        else:
+            state["stale"] += 1
+        if accelerator.is_main_process:
+            run.log_metrics(record)
+        log.info("%s epoch %d: loss %.4f, val macro mAP %.4f", name, epoch + 1, record["train_loss"], val_map)
+        save_last()
+
+    load_weights(unwrapped, ckpt / "best.safetensors")
+    scores, _ = predict(model, posters.dataset("val"), opts.batch_size * 2, accelerator)
+    thresholds = tune_thresholds(scores, posters.genre_matrix()[posters.parts["val"]])
+    return {"file": f"{folder}/best.safetensors", "best_epoch": state["best_epoch"],
+            "val_macro_map": state["best"], "thresholds": thresholds.tolist(), "epochs_run": state["epoch"]}
+
+
+def _set_lr(optimizer, step: int, total: int, warmup: float) -> None:
+    """Linear warm-up, then cosine decay to zero, for every parameter group."""
+    warm = max(1, int(total * warmup))
+    factor = (step + 1) / warm if step < warm else 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+    for group in optimizer.param_groups:
+        group["lr"] = group["base_lr"] * factor
+
+
+@torch.no_grad()
+def predict(model, dataset: PosterDataset, batch_size: int, accelerator: Accelerator | None = None,
+            progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(genre probabilities (N, G), decade probabilities (N, D)) in dataset order."""
+    was_training = model.training
+    model.eval()
+    loader = DataLoader(dataset, batch_size=batch_size)
+    if accelerator is not None:
+        loader = accelerator.prepare_data_loader(loader)
+    device = accelerator.device if accelerator is not None else next(model.parameters()).device
+    genre_out, decade_out = [], []
+    for images, _, _ in tqdm(loader, desc="predicting", unit="batch", disable=not progress, leave=False):
+        genre_logits, decade_logits = model(images.to(device))
+        g, d = torch.sigmoid(genre_logits.float()), torch.softmax(decade_logits.float(), 1)
+        if accelerator is not None:
+            g, d = accelerator.gather_for_metrics((g, d))
+        genre_out.append(g.cpu())
+        decade_out.append(d.cpu())
+    model.train(was_training)
+    return torch.cat(genre_out).numpy(), torch.cat(decade_out).numpy()

@@ -1,0 +1,207 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import SHARED
+from lab.checkpoint import load_state
+from lab.classifier.augment import augment_posters
+from lab.classifier.metrics import (average_precision, decade_metrics, f1_scores, macro_map, micro_map,
+                                    seven_genre_accuracy, top3_hit, tune_thresholds)
+from lab.classifier.model import GenreClassifier
+from lab.cli import main
+from lab.data.synthetic import make_synthetic_posters
+from lab.errors import LabError
+
+TORCH_HOME = SHARED / "torch-home"
+
+
+@pytest.fixture(autouse=True)
+def _torch_home(monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(TORCH_HOME))
+
+
+# ---- metrics against hand-computed cases ----
+
+def test_average_precision_by_hand():
+    # Positives at ranks 1 and 3: (1/1 + 2/3) / 2.
+    assert average_precision([0.9, 0.8, 0.7, 0.6], [1, 0, 1, 0]) == pytest.approx((1 + 2 / 3) / 2)
+    # A tie at the top counts as one threshold: 0.5 * 1/2 + 0.5 * 2/3.
+    assert average_precision([0.5, 0.5, 0.2], [1, 0, 1]) == pytest.approx(0.5 * 0.5 + 0.5 * 2 / 3)
+    assert average_precision([0.1, 0.9], [1, 1]) == 1.0
+    assert np.isnan(average_precision([0.3, 0.2], [0, 0]))
+
+
+def test_macro_skips_classes_without_positives_and_micro_pools():
+    scores = np.array([[0.9, 0.2, 0.5], [0.1, 0.8, 0.45], [0.4, 0.3, 0.35]])
+    labels = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0]])
+    # Class 0: positives ranked 1 and 2 -> 1; class 1: ranked 1 -> 1; class 2 has no positive.
+    assert macro_map(scores, labels) == pytest.approx(1.0)
+    # Pooled: 0.9(+) 0.8(+) 0.5 0.45 0.4(+) ... -> (1 + 1 + 3/5) / 3.
+    assert micro_map(scores, labels) == pytest.approx((1 + 1 + 3 / 5) / 3)
+
+
+def test_f1_by_hand():
+    predicted = np.array([[1, 0], [1, 1], [0, 0]])
+    labels = np.array([[1, 0], [0, 1], [1, 1]])
+    macro, micro = f1_scores(predicted, labels)
+    assert macro == pytest.approx((2 / 4 + 2 / 3) / 2)  # class 0: tp1 fp1 fn1; class 1: tp1 fn1
+    assert micro == pytest.approx(4 / 7)  # tp2 fp1 fn2
+
+
+def test_thresholds_maximise_f1():
+    scores = np.array([[0.9, 0.3], [0.6, 0.2], [0.4, 0.1], [0.1, 0.05]])
+    labels = np.array([[1, 0], [1, 0], [0, 0], [0, 0]])
+    thr = tune_thresholds(scores, labels)
+    assert thr[0] == pytest.approx(0.5) and thr[1] == 0.5  # no positive: the default
+    assert f1_scores(scores >= thr, labels)[1] == 1.0
+
+
+def test_top3_hit_by_hand():
+    scores = np.array([[0.9, 0.8, 0.7, 0.1], [0.9, 0.8, 0.7, 0.1]])
+    labels = np.array([[0, 0, 0, 1], [0, 0, 1, 1]])
+    assert top3_hit(scores, labels) == 0.5
+
+
+def test_seven_genre_accuracy_by_hand():
+    genres = ["Action", "Animation", "Comedy", "Crime", "Drama", "Horror", "Romance", "Thriller"]
+    labels = np.zeros((4, 8))
+    labels[0, [0, 3]] = 1  # Action (+Crime, not one of the seven): counts
+    labels[1, [2, 4]] = 1  # Comedy and Drama: two of the seven, left out
+    labels[2, 5] = 1  # Horror
+    labels[3, 3] = 1  # Crime only: left out
+    scores = np.zeros((4, 8))
+    scores[0, 3], scores[0, 0], scores[0, 2] = 0.99, 0.6, 0.5  # Crime ignored: predicts Action, right
+    scores[2, 6] = 0.7  # predicts Romance for a Horror poster: wrong
+    acc, confusion, n = seven_genre_accuracy(scores, labels, genres)
+    assert (acc, n) == (0.5, 2)
+    assert confusion[0, 0] == 1 and confusion[4, 5] == 1 and confusion.sum() == 2
+
+
+def test_decade_metrics_by_hand():
+    acc, mae = decade_metrics(np.array([[0.9, 0.1], [0.2, 0.8]]), np.array([1985, 1979]), [1980, 1990])
+    assert acc == 0.5 and mae == pytest.approx((0.5 + 15.5) / 2)
+
+
+# ---- model and augmentation ----
+
+def test_augmentation_keeps_size_range_and_repeats_with_seed():
+    images = torch.randint(0, 256, (4, 3, 96, 64), dtype=torch.uint8)
+    a = augment_posters(images, torch.Generator().manual_seed(1))
+    b = augment_posters(images, torch.Generator().manual_seed(1))
+    c = augment_posters(images, torch.Generator().manual_seed(2))
+    assert a.shape == (4, 3, 96, 64) and a.min() >= 0 and a.max() <= 255
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_progressive_unfreezing_trains_top_blocks_only():
+    model = GenreClassifier("mobilenet_v2", 5, 3, weights=None).train()
+    model.set_trainable(0.3)
+    blocks = list(model.backbone.features.children())
+    trainable = [any(p.requires_grad for p in b.parameters()) for b in blocks]
+    assert trainable == [False] * 13 + [True] * 6
+    assert not blocks[0].training and blocks[-1].training
+    assert all(p.requires_grad for p in model.genre_head.parameters())
+
+
+def test_missing_weights_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(LabError, match="mobilenet_v2-b0353104.pth"):
+        GenreClassifier("mobilenet_v2", 5, 3, weights="IMAGENET1K_V1")
+    with pytest.raises(LabError, match="unknown backbone"):
+        GenreClassifier("no_such_net", 5, 3)
+
+
+# ---- training, evaluation, prediction, resume ----
+
+def run_cli(*argv):
+    try:
+        main([str(a) for a in argv])
+    except SystemExit as e:
+        assert not e.code, f"lab {' '.join(map(str, argv))} exited {e.code}"
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    data = make_synthetic_posters(tmp_path_factory.mktemp("cls") / "posters", 240, seed=5)
+    out = tmp_path_factory.mktemp("runs") / "run"
+    os.environ["TORCH_HOME"] = str(TORCH_HOME)
+    run_cli("train-classifier", "--data", data, "--out", out, "--size", "64x96", "--schedule", "1:0,2:0.5,2:1",
+            "--batch-size", "32", "--seed", "0")
+    return data, out
+
+
+def test_tiny_classifier_learns_synthetic_genres_well_above_chance(trained_run, capsys):
+    data, out = trained_run
+    capsys.readouterr()
+    run_cli("evaluate", out)
+    printed = capsys.readouterr().out
+    report = json.loads((out / "evaluation-test.json").read_text())
+    for key in ("macro_map", "micro_map", "top3_hit", "acc7", "decade_acc", "decade_mae_years", "per_genre_ap",
+                "n_posters"):
+        assert key in report and all(key in report["baselines"][b] for b in ("prior", "linear_probe", "scratch_cnn"))
+    prior = report["baselines"]["prior"]
+    assert report["macro_map"] > 0.7 and report["macro_map"] > prior["macro_map"] + 0.3
+    assert report["decade_acc"] > prior["decade_acc"] + 0.2
+    assert report["n_posters"] == 24 and "macro mAP" in printed and (out / "confusion7-test.png").is_file()
+    assert [r["epoch"] for r in map(json.loads, open(out / "metrics.jsonl")) if r["model"] == "classifier"] == \
+        [1, 2, 3, 4, 5]
+
+
+def test_evaluate_on_another_dataset_keeps_the_test_evaluation(trained_run, tmp_path, capsys):
+    data, out = trained_run
+    other = make_synthetic_posters(tmp_path / "other", 60, seed=99)
+    run_cli("evaluate", out, "--data", other)
+    written = [p.name for p in out.glob("evaluation-*.json")]
+    assert "evaluation-test.json" in written and any(n.startswith("evaluation-other-") for n in written)
+    report = json.loads(next(out.glob("evaluation-other-*.json")).read_text())
+    assert report["n_posters"] == 60 and report["macro_map"] > report["baselines"]["prior"]["macro_map"]
+
+
+def test_predict_prints_top_genres_and_decade(trained_run, capsys):
+    data, out = trained_run
+    capsys.readouterr()
+    run_cli("predict", out, data / "images" / "syn00003.jpg", "--top", "2")
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(str(data / "images" / "syn00003.jpg")) and line.endswith("0s") and line.count("%") == 2
+    run_cli("predict", out, data / "images" / "syn00003.jpg", "--json")
+    result = json.loads(capsys.readouterr().out)[0]
+    assert len(result["genres"]) == 6 and result["decade"] in (1950, 1970, 1990, 2010)
+
+
+def _train_args(data, out):
+    return [sys.executable, "-m", "lab.cli", "train-classifier", "--data", str(data), "--out", str(out),
+            "--size", "32x48", "--backbone", "cnn4", "--no-pretrained", "--schedule", "3:1", "--batch-size", "8",
+            "--no-baselines", "--seed", "3", "--recipe", str(data.parent / "recipe.toml")]
+
+
+def test_killed_run_resumes_to_the_same_result(tmp_path):
+    data = make_synthetic_posters(tmp_path / "posters", 600, seed=2)
+    (tmp_path / "recipe.toml").write_text("checkpoint_every = 2\n")
+    env = {**os.environ, "TORCH_HOME": str(TORCH_HOME)}
+    subprocess.run(_train_args(data, tmp_path / "whole"), check=True, env=env, capture_output=True)
+
+    proc = subprocess.Popen(_train_args(data, tmp_path / "killed"), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    state = tmp_path / "killed" / "checkpoints" / "state.pt"
+    deadline = time.time() + 120
+    while not state.exists() and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    saved = load_state(state)
+    assert saved["epoch"] == 0 and saved["batch"] > 0, "the kill should land mid-epoch"
+    assert not (tmp_path / "killed" / "classifier.json").exists()
+    subprocess.run([sys.executable, "-m", "lab.cli", "train-classifier", "--out", str(tmp_path / "killed"),
+                    "--resume"], check=True, env=env, capture_output=True)
+
+    whole = json.loads((tmp_path / "whole" / "classifier.json").read_text())["models"]["classifier"]
+    resumed = json.loads((tmp_path / "killed" / "classifier.json").read_text())["models"]["classifier"]
+    assert resumed["val_macro_map"] == pytest.approx(whole["val_macro_map"], abs=0.02)
+    assert resumed["best_epoch"] == whole["best_epoch"]
