@@ -203,5 +203,8 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
 
     whole = json.loads((tmp_path / "whole" / "classifier.json").read_text())["models"]["classifier"]
     resumed = json.loads((tmp_path / "killed" / "classifier.json").read_text())["models"]["classifier"]
-    assert resumed["val_macro_map"] == pytest.approx(whole["val_macro_map"], abs=0.02)
     assert resumed["best_epoch"] == whole["best_epoch"]
+    # Order, augmentation, dropout and initialisation are all seeded: the curves match epoch by epoch.
+    curve = [[r["val_macro_map"] for r in map(json.loads, open(tmp_path / run / "metrics.jsonl"))]
+             for run in ("whole", "killed")]
+    assert curve[1] == pytest.approx(curve[0], abs=1e-4) and len(curve[0]) == 3

@@ -48,7 +48,7 @@ def evaluate_run(run_dir: Path, data: Path | None = None, out: Path | None = Non
         if model_name not in info["models"]:
             continue
         with torch.inference_mode():
-            genre_p, decade_p = predict(load_model(run_dir, info, model_name), dataset, 128, progress=progress)
+            genre_p, decade_p = predict(load_model(run_dir, info, model_name), dataset, 64, progress=progress)
         thresholds = np.asarray(info["models"][model_name]["thresholds"])
         figures[model_name] = summary(genre_p, labels[rows], decade_p, years, info["genres"], info["decades"],
                                       thresholds)

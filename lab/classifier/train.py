@@ -110,6 +110,7 @@ def train_classifier(opts: ClassifierOptions, run: Run, *, resume: bool = False,
     models = info["models"]
 
     if "classifier" not in models:
+        torch.manual_seed(opts.seed)  # the heads' initial weights belong to the run's seed too
         model = GenreClassifier(opts.backbone, len(posters.genres), len(posters.decades), opts.weights)
         models["classifier"] = fit(model, posters, opts, run, "checkpoints", accelerator, resume, progress,
                                    name="classifier")
@@ -123,6 +124,7 @@ def train_classifier(opts: ClassifierOptions, run: Run, *, resume: bool = False,
         # The earlier Keras project's small CNN, from scratch, with the same epochs and augmentation.
         cnn_opts = ClassifierOptions(**{**asdict(opts), "backbone": SCRATCH_CNN, "weights": None,
                                         "schedule": [[opts.epochs, 1.0]], "backbone_lr": opts.lr})
+        torch.manual_seed(opts.seed)
         model = GenreClassifier(SCRATCH_CNN, len(posters.genres), len(posters.decades), None, dropout=0.0)
         models["scratch_cnn"] = fit(model, posters, cnn_opts, run, "baselines/scratch_cnn", accelerator, resume,
                                     progress, name="scratch_cnn")
@@ -170,20 +172,22 @@ def fit(model: GenreClassifier, posters: Posters, opts: ClassifierOptions, run: 
     total_steps = max(1, steps_per_epoch * opts.epochs)
     state = {"epoch": 0, "batch": 0, "step": 0, "best": -1.0, "best_epoch": -1, "stale": 0}
     if resume and (ckpt / "state.pt").exists():
-        load_weights(model, ckpt / "last.safetensors")
         saved = load_state(ckpt / "state.pt")
+        model.load_state_dict(saved.pop("model"))
         optimizer.load_state_dict(saved.pop("optimizer"))
         state.update(saved)
         log.info("%s: resuming at epoch %d, batch %d", name, state["epoch"], state["batch"])
-    model = model.to(memory_format=torch.channels_last)
     model, optimizer = accelerator.prepare(model, optimizer)
     unwrapped = accelerator.unwrap_model(model)
     weights = pos_weights(posters, opts.max_pos_weight).to(accelerator.device)
 
     def save_last():
+        # Resuming reads one file, renamed into place whole: weights, optimizer and counters can
+        # never come from different steps. last.safetensors is the same weights, for users.
         if accelerator.is_main_process:
+            save_state({"model": unwrapped.state_dict(), "optimizer": optimizer.state_dict(), **state},
+                       ckpt / "state.pt")
             save_weights(unwrapped, ckpt / "last.safetensors")
-            save_state({"optimizer": optimizer.state_dict(), **state}, ckpt / "state.pt")
 
     while state["epoch"] < opts.epochs and state["stale"] < opts.patience:
         epoch = state["epoch"]
