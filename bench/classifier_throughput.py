@@ -23,8 +23,7 @@ def main():
     p.add_argument("--batch", type=int, default=64)
     args = p.parse_args()
     run, info = Run.open(args.run), load_run_info(args.run)
-    saved = {k: tuple(v) if isinstance(v, list) else v for k, v in info["filter"].items()}
-    posters = open_posters(run.options["data"], PosterFilter(**saved), tuple(info["size"]),
+    posters = open_posters(run.options["data"], PosterFilter.from_dict(info["filter"]), tuple(info["size"]),
                            split_file=run.path / "split.json", progress=False)
     test = posters.dataset("test")
     model = load_model(args.run, info)

@@ -34,7 +34,7 @@ def evaluate_run(run_dir: Path, data: Path | None = None, out: Path | None = Non
     info = load_run_info(run_dir)
     size = tuple(info["size"])
     if data is None:
-        posters = open_posters(run.options["data"], PosterFilter(**_filter_args(info["filter"])), size,
+        posters = open_posters(run.options["data"], PosterFilter.from_dict(info["filter"]), size,
                                split_file=run.path / "split.json", progress=progress)
         rows, name = posters.parts["test"], "test"
     else:
@@ -64,10 +64,6 @@ def evaluate_run(run_dir: Path, data: Path | None = None, out: Path | None = Non
     save_json(report, out)
     draw_confusion(confusion, out.with_name(f"confusion7-{name}.png"))
     return report, out
-
-
-def _filter_args(saved: dict) -> dict:
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()}
 
 
 def _labels_for(posters, run_genres: list[str]) -> np.ndarray:

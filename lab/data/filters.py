@@ -25,6 +25,11 @@ class PosterFilter:
     def from_options(cls, genres=None, decades=None, year_min=None, year_max=None) -> PosterFilter:
         return cls(tuple(genres or ()), tuple(parse_decade(d) for d in decades or ()), year_min, year_max)
 
+    @classmethod
+    def from_dict(cls, saved: dict) -> PosterFilter:
+        """The inverse of to_dict, for filters read back from a run's JSON."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
+
     def is_empty(self) -> bool:
         return self == PosterFilter()
 
