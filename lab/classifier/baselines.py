@@ -52,8 +52,8 @@ def train_linear_probe(posters, opts, run, accelerator, pos_weight: torch.Tensor
     model.to(accelerator.device)
     feats = {p: extract_features(model, posters.dataset(p), opts.batch_size * 2, accelerator.device, progress)
              for p in ("train", "val")}
-    genres = {p: torch.from_numpy(posters.genre_matrix()[posters.parts[p]]) for p in ("train", "val")}
-    decades = torch.from_numpy(posters.decade_index()[posters.parts["train"]])
+    genres = {p: torch.from_numpy(posters.genre_matrix[posters.parts[p]]) for p in ("train", "val")}
+    decades = torch.from_numpy(posters.decade_index[posters.parts["train"]])
     best = None
     for wd in WEIGHT_DECAYS:
         genre_head, decade_head = fit_linear_heads(feats["train"], genres["train"], decades, len(posters.decades),

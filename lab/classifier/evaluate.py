@@ -18,7 +18,7 @@ from lab.classifier.inference import load_model, load_run_info
 from lab.classifier.metrics import SEVEN_GENRES, seven_genre_accuracy, summary
 from lab.classifier.train import predict
 from lab.data.filters import PosterFilter
-from lab.data.poster_dataset import PosterDataset, open_posters
+from lab.data.poster_dataset import PosterDataset, multi_hot, open_posters
 from lab.runs import Run
 
 BASELINES = ("prior", "linear_probe", "scratch_cnn")
@@ -40,7 +40,7 @@ def evaluate_run(run_dir: Path, data: Path | None = None, out: Path | None = Non
     else:
         posters = open_posters(data, size=size, progress=progress)
         rows, name = np.arange(len(posters.table)), f"{Path(data).resolve().name}-{posters.fingerprint[:8]}"
-    labels = _labels_for(posters, info["genres"])
+    labels = multi_hot(posters.table.posters["genres"], info["genres"])  # the run's genres, not the data's
     years = posters.table.posters["year"].to_numpy()[rows]
     dataset = PosterDataset(posters.images, rows, labels, np.zeros(len(posters.table), np.int64))
     figures = {}
@@ -64,15 +64,6 @@ def evaluate_run(run_dir: Path, data: Path | None = None, out: Path | None = Non
     save_json(report, out)
     draw_confusion(confusion, out.with_name(f"confusion7-{name}.png"))
     return report, out
-
-
-def _labels_for(posters, run_genres: list[str]) -> np.ndarray:
-    """Multi-hot labels over the run's genres (a dataset's other genres are ignored)."""
-    col = {g: j for j, g in enumerate(run_genres)}
-    out = np.zeros((len(posters.table), len(run_genres)), np.float32)
-    for i, genres in enumerate(posters.table.posters["genres"]):
-        out[i, [col[g] for g in genres if g in col]] = 1
-    return out
 
 
 def format_report(report: dict) -> str:

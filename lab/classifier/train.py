@@ -138,8 +138,8 @@ def _run_info(run: Run, posters: Posters, opts: ClassifierOptions) -> dict:
     if path.exists():
         return json.loads(path.read_text())
     train = posters.parts["train"]
-    genre_matrix = posters.genre_matrix()[train]
-    decade_freq = np.bincount(posters.decade_index()[train], minlength=len(posters.decades)) / len(train)
+    genre_matrix = posters.genre_matrix[train]
+    decade_freq = np.bincount(posters.decade_index[train], minlength=len(posters.decades)) / len(train)
     return {"genres": posters.genres, "decades": posters.decades, "size": list(parse_size(opts.size)),
             "filter": posters.filter.to_dict(), "dataset": posters.fingerprint,
             "prior": {"genres": genre_matrix.mean(0).tolist(), "decades": decade_freq.tolist()},
@@ -153,7 +153,7 @@ def _save_info(info: dict, run: Run, accelerator: Accelerator) -> None:
 
 def pos_weights(posters: Posters, cap: float) -> torch.Tensor:
     """sqrt(negatives / positives) per genre, so rare genres count without swamping the loss."""
-    y = posters.genre_matrix()[posters.parts["train"]]
+    y = posters.genre_matrix[posters.parts["train"]]
     pos = np.maximum(y.sum(0), 1)
     return torch.tensor(np.clip(np.sqrt((len(y) - pos) / pos), 1.0, cap), dtype=torch.float32)
 
@@ -221,7 +221,7 @@ def fit(model: GenreClassifier, posters: Posters, opts: ClassifierOptions, run: 
         bar.close()
         seconds = time.perf_counter() - started
         scores, _ = predict(model, posters.dataset("val"), opts.batch_size * 2, accelerator)
-        val_map = macro_map(scores, posters.genre_matrix()[posters.parts["val"]])
+        val_map = macro_map(scores, posters.genre_matrix[posters.parts["val"]])
         record = {"model": name, "epoch": epoch + 1, "step": state["step"], "train_loss": float(np.mean(losses)),
                   "val_macro_map": val_map, "trained_share": opts.trained_share(epoch),
                   "epoch_seconds": round(seconds, 1), "train_posters_per_s": round(len(order) / seconds, 1)}
@@ -239,7 +239,7 @@ def fit(model: GenreClassifier, posters: Posters, opts: ClassifierOptions, run: 
 
     load_weights(unwrapped, ckpt / "best.safetensors")
     scores, _ = predict(model, posters.dataset("val"), opts.batch_size * 2, accelerator)
-    thresholds = tune_thresholds(scores, posters.genre_matrix()[posters.parts["val"]])
+    thresholds = tune_thresholds(scores, posters.genre_matrix[posters.parts["val"]])
     return {"file": f"{folder}/best.safetensors", "best_epoch": state["best_epoch"],
             "val_macro_map": state["best"], "thresholds": thresholds.tolist(), "epochs_run": state["epoch"]}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -54,20 +55,18 @@ class Posters:
     def decades(self) -> list[int]:
         return self.table.decades
 
+    @cached_property
     def genre_matrix(self) -> np.ndarray:
         """(N, G) float32 multi-hot genres of every poster in `table`."""
-        col = {g: j for j, g in enumerate(self.genres)}
-        out = np.zeros((len(self.table), len(self.genres)), np.float32)
-        for i, gs in enumerate(self.table.posters["genres"]):
-            out[i, [col[g] for g in gs]] = 1
-        return out
+        return multi_hot(self.table.posters["genres"], self.genres)
 
+    @cached_property
     def decade_index(self) -> np.ndarray:
         col = {d: j for j, d in enumerate(self.decades)}
         return self.table.posters["decade"].map(col).to_numpy(np.int64)
 
     def dataset(self, part: str) -> PosterDataset:
-        return PosterDataset(self.images, self.parts[part], self.genre_matrix(), self.decade_index())
+        return PosterDataset(self.images, self.parts[part], self.genre_matrix, self.decade_index)
 
     @property
     def images(self) -> np.ndarray:
@@ -76,6 +75,15 @@ class Posters:
 
     def save_split(self, run_dir: Path, seed: int) -> None:
         save_split(self.split, Path(run_dir) / "split.json", seed=seed, fingerprint=self.fingerprint)
+
+
+def multi_hot(genre_lists, vocabulary: list[str]) -> np.ndarray:
+    """(N, len(vocabulary)) float32: 1 where a poster has the genre; genres outside it are ignored."""
+    col = {g: j for j, g in enumerate(vocabulary)}
+    out = np.zeros((len(genre_lists), len(vocabulary)), np.float32)
+    for i, genres in enumerate(genre_lists):
+        out[i, [col[g] for g in genres if g in col]] = 1
+    return out
 
 
 class _RowView:
