@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from lab.errors import LabError
@@ -26,15 +27,18 @@ def _atomic(path: Path, write) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def save_weights(module: torch.nn.Module, path: Path) -> None:
+def save_weights(module: torch.nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
     state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-    _atomic(path, lambda tmp: save_file(state, str(tmp)))
+    _atomic(path, lambda tmp: save_file(state, str(tmp), metadata=metadata))
 
 
-def load_weights(module: torch.nn.Module, path: Path) -> None:
+def load_weights(module: torch.nn.Module, path: Path) -> dict[str, str]:
+    """Load into `module`; returns the file's metadata (e.g. the training step it was saved at)."""
     if not Path(path).is_file():
         raise LabError(f"checkpoint {path} is missing")
     module.load_state_dict(load_file(str(path)))
+    with safe_open(str(path), "pt") as f:
+        return f.metadata() or {}
 
 
 def save_state(state: dict, path: Path) -> None:

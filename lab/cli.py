@@ -18,7 +18,7 @@ app = typer.Typer(help="Poster Lab: classify movie posters by genre and decade, 
 data_app = typer.Typer(help="Check, import and make poster datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data", help="Check, import and make poster datasets.")
 
-DataOpt = Annotated[Path, typer.Option(
+DataOpt = Annotated[Optional[Path], typer.Option(
     "--data", envvar="LAB_DATA", help="Dataset folder (metadata.csv + images). Default: $LAB_DATA, "
                                       "else ./data/posters.")]
 GenreOpt = Annotated[Optional[list[str]], typer.Option(
@@ -114,9 +114,7 @@ RunArg = Annotated[Path, typer.Argument(help="A run folder (runs/NNNNN-...).")]
 
 @app.command("train-classifier")
 def train_classifier(
-    data: Annotated[Optional[Path], typer.Option(
-        "--data", envvar="LAB_DATA", help="Dataset folder (metadata.csv + images). Default: $LAB_DATA, "
-                                          "else ./data/posters.")] = None,
+    data: DataOpt = None,
     genre: GenreOpt = None, decade: DecadeOpt = None, year_min: YearMinOpt = None, year_max: YearMaxOpt = None,
     recipe: RecipeOpt = None, out: OutOpt = None, seed: Annotated[Optional[int], typer.Option(
         "--seed", help="Random seed for initialisation, order and augmentation (default 0).")] = None,
@@ -211,23 +209,117 @@ def predict(
             typer.echo(p.line(top))
 
 
-def _not_implemented(name: str, issue: int, summary: str, trains: bool) -> None:
-    def command(data: DataOpt = DEFAULT_DATA, genre: GenreOpt = None, decade: DecadeOpt = None,
-                out: OutOpt = None, seed: SeedOpt = 0) -> None:
-        raise LabError(f"`lab {name}` is not implemented yet (issue {issue})")
-
+def _not_implemented(name: str, issue: int, summary: str) -> None:
     def reader() -> None:
         raise LabError(f"`lab {name}` is not implemented yet (issue {issue})")
 
-    chosen = command if trains else reader
-    chosen.__doc__ = f"{summary} (not implemented yet)"
-    app.command(name)(chosen)
+    reader.__doc__ = f"{summary} (not implemented yet)"
+    app.command(name)(reader)
 
 
-_not_implemented("train-gan", 4, "Train a conditional poster GAN for genres and decades.", True)
-_not_implemented("sample", 4, "Generate posters for a genre and decade from a GAN run.", False)
-_not_implemented("score-samples", 5, "Score generated posters: genre fidelity, FID and KID.", False)
-_not_implemented("demo", 5, "Run the whole lab end to end on a dataset.", False)
+@app.command("train-gan")
+def train_gan(
+    data: DataOpt = None,
+    genre: GenreOpt = None, decade: DecadeOpt = None, year_min: YearMinOpt = None, year_max: YearMaxOpt = None,
+    recipe: RecipeOpt = None, out: OutOpt = None, seed: Annotated[Optional[int], typer.Option(
+        "--seed", help="Random seed for initialisation, batches, noise and augmentation (default 0).")] = None,
+    resume: ResumeOpt = False,
+    init_from: Annotated[Optional[Path], typer.Option(
+        "--init-from", help="Fine-tune from this GAN run (e.g. one trained on all posters) instead of from "
+                            "scratch; it must have the same size and model options.")] = None,
+    size: Annotated[Optional[str], typer.Option(
+        "--size", help="Poster size WIDTHxHEIGHT, 2:3 (default 64x96; 128x192 for the large recipe).")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="Training steps in all (default 2000).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(
+        "--batch-size", help="Real and fake posters per step, over all processes (default 32).")] = None,
+    channels: Annotated[Optional[int], typer.Option(
+        "--channels", help="Width of the networks: channels at the finest scale, doubled per scale (default 32).")] = None,
+    lr_g: Annotated[Optional[float], typer.Option("--lr-g", help="Generator learning rate (default 2e-4).")] = None,
+    lr_d: Annotated[Optional[float], typer.Option("--lr-d", help="Discriminator learning rate (default 2e-4).")] = None,
+    unconditional: Annotated[Optional[bool], typer.Option(
+        "--unconditional/--conditional", help="Ignore genre and decade: the unconditional baseline "
+                                              "(default: conditional).")] = None,
+    diffaugment: Annotated[Optional[str], typer.Option(
+        "--diffaugment", help="DiffAugment ops applied to all D sees: any of color,translation,cutout; "
+                              "'' for none (default all three).")] = None,
+) -> None:
+    """Train a conditional DCGAN that makes posters for a genre and a decade."""
+    from lab.gan.train import GanOptions, train_gan as train
+    from lab.recipes import resolve_options
+    from lab.runs import Run
+    if resume:
+        run = Run.create(out, "", {}, resume=True)
+        opts = GanOptions(**run.options)
+    else:
+        flags = dict(data=str(data) if data else None, genre=genre, decade=decade, year_min=year_min,
+                     year_max=year_max, seed=seed, size=size, steps=steps, batch_size=batch_size, channels=channels,
+                     lr_g=lr_g, lr_d=lr_d, conditional=None if unconditional is None else not unconditional,
+                     diffaugment=diffaugment, init_from=str(init_from) if init_from else None)
+        opts = resolve_options(GanOptions, recipe, flags)
+        if data is None and recipe is None:
+            opts.data = str(DEFAULT_DATA)
+        opts.validate()
+        from lab.data.metadata import read_dataset
+        read_dataset(opts.data)  # a missing dataset fails before a run folder is made
+        if opts.init_from:
+            from lab.gan.train import load_gan_info
+            load_gan_info(Path(opts.init_from))
+        slug = _filter(opts.genre, opts.decade, opts.year_min, opts.year_max).slug()
+        run = Run.create(out, f"gan{'' if opts.conditional else '-uncond'}-{slug}", asdict(opts))
+    typer.echo(f"run folder: {run.path}")
+    info = train(opts, run, resume=resume)
+    typer.echo(f"trained {info['steps']} steps; grids in {run.path / 'grids'}; sample with: "
+               f"lab sample {run.path} --genre {info['genres_seen'][0]} --decade {info['decades_seen'][-1]}")
+
+
+@app.command("sample")
+def sample(
+    run: RunArg,
+    genre: Annotated[Optional[list[str]], typer.Option(
+        "--genre", help="Genre to ask for; repeat for one condition per genre, join with + for a poster "
+                        "of several genres (Horror+Comedy). Default: the run's --genre filter.")] = None,
+    decade: Annotated[Optional[list[str]], typer.Option(
+        "--decade", help="Decade to ask for, e.g. 1980; repeat for several (every genre with every decade). "
+                         "Default: the run's --decade filter.")] = None,
+    n: Annotated[int, typer.Option("-n", help="Posters per condition.")] = 16,
+    seed: Annotated[int, typer.Option("--seed", help="Noise seed; the same seed gives the same posters.")] = 0,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", help="Folder to write (default: RUN/samples/<condition>-seed<seed>); must be new or empty.")] = None,
+) -> None:
+    """Generate posters for genres and decades from a GAN run: PNGs, grid.png and samples.json."""
+    from lab.gan.sample import sample_run
+    folder, summary = sample_run(run, genre, decade, n, seed, out)
+    typer.echo(f"{len(summary['images'])} posters from step {summary['step']} in {folder} (grid: {folder / 'grid.png'})")
+
+
+@app.command("score-samples")
+def score_samples(
+    samples: Annotated[Path, typer.Argument(help="A folder written by `lab sample` (PNGs + samples.json).")],
+    classifier: Annotated[Path, typer.Option("--classifier", help="A classifier run folder; it judges genres "
+                                                                    "and decades.")],
+    real: Annotated[Optional[Path], typer.Option(
+        "--real", help="Compare with every poster of this dataset folder (default: the generator run's "
+                       "test split, posters it never trained on).")] = None,
+    genre: GenreOpt = None, decade: DecadeOpt = None,
+    extractor: Annotated[str, typer.Option(
+        "--extractor", help="Features for FID/KID: inception-v3-compat (standard; needs its weights), "
+                            "mobilenet_v2 (ImageNet, offline) or classifier (the --classifier run's penultimate "
+                            "layer). Default auto: Inception where its weights are here, else mobilenet_v2.")] = "auto",
+    inception_weights: Annotated[Optional[Path], typer.Option(
+        "--inception-weights", help="torch-fidelity's Inception weights file (weights-inception-2015-12-05-"
+                                    "6726825d.pth), for machines that cannot download it.")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", help="JSON file to write (default: SAMPLES/scores.json).")] = None,
+) -> None:
+    """Score generated posters: genre fidelity by a classifier, and FID/KID against real posters."""
+    from lab.scoring.score import format_scores, score_samples as score
+    report, path = score(samples, classifier, real, _filter(genre, decade, None, None), extractor,
+                         inception_weights, out)
+    typer.echo(format_scores(report))
+    typer.echo(f"written: {path}")
+
+
+_not_implemented("demo", 5, "Run the whole lab end to end on a dataset.")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from lab.checkpoint import load_weights
 from lab.classifier.model import GenreClassifier
@@ -57,7 +58,25 @@ class Prediction:
 
 
 @torch.no_grad()
-def predict_files(run_dir: Path, paths: list[str], batch_size: int = 64) -> list[Prediction]:
+def classify_images(model: GenreClassifier, images: np.ndarray, size: tuple[int, int],
+                    batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (N, H, W, 3) -> (genre probabilities (N, G), decade probabilities (N, D)).
+
+    Images of another size are resized to the classifier's (W, H) first, as generated posters often are.
+    """
+    genre_out, decade_out = [], []
+    for start in range(0, len(images), batch_size):
+        batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).permute(0, 3, 1, 2)
+        if tuple(batch.shape[2:]) != (size[1], size[0]):
+            batch = F.interpolate(batch.float(), size=(size[1], size[0]), mode="bilinear", antialias=True,
+                                  align_corners=False).clamp(0, 255)
+        genre_logits, decade_logits = model(batch)
+        genre_out.append(torch.sigmoid(genre_logits.float()))
+        decade_out.append(torch.softmax(decade_logits.float(), 1))
+    return torch.cat(genre_out).numpy(), torch.cat(decade_out).numpy()
+
+
+def predict_files(run_dir: Path, paths: list[str]) -> list[Prediction]:
     info = load_run_info(run_dir)
     model = load_model(run_dir, info)
     size = tuple(info["size"])
@@ -69,14 +88,11 @@ def predict_files(run_dir: Path, paths: list[str], batch_size: int = 64) -> list
             out.append(None)
         except (BadImage, FileNotFoundError, IsADirectoryError) as e:
             out.append(Prediction(str(path), [], None, None, str(e) or "no such file"))
-    for start in range(0, len(pixels), batch_size):
-        batch = torch.from_numpy(np.stack(pixels[start:start + batch_size])).permute(0, 3, 1, 2)
-        genre_logits, decade_logits = model(batch)
-        genre_p, decade_p = torch.sigmoid(genre_logits).numpy(), torch.softmax(decade_logits, 1).numpy()
-        for k in range(len(batch)):
+    if pixels:
+        genre_p, decade_p = classify_images(model, np.stack(pixels), size)
+        for k, i in enumerate(where):
             order = np.argsort(-genre_p[k])
             d = int(decade_p[k].argmax())
-            i = where[start + k]
             out[i] = Prediction(str(paths[i]), [(info["genres"][j], float(genre_p[k, j])) for j in order],
                                 int(info["decades"][d]), float(decade_p[k, d]))
     return out

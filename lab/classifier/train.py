@@ -9,7 +9,6 @@ and continues exactly where it stopped with `resume`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -35,6 +34,7 @@ from lab.data.images import parse_size
 from lab.data.poster_dataset import PosterDataset, Posters, open_posters
 from lab.errors import LabError
 from lab.runs import Run
+from lab.training import make_accelerator, seeded
 
 log = logging.getLogger(__name__)
 
@@ -83,21 +83,9 @@ class ClassifierOptions:
         return float(self.schedule[-1][1])
 
 
-def seeded(*parts) -> torch.Generator:
-    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
-    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
-
-
-def make_accelerator(opts) -> Accelerator:
-    precision = opts.mixed_precision
-    if precision == "auto":
-        precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-    return Accelerator(mixed_precision=precision, gradient_accumulation_steps=opts.grad_accum)
-
-
 def train_classifier(opts: ClassifierOptions, run: Run, *, resume: bool = False, progress: bool = True) -> dict:
     """Train the classifier and its baselines in `run`; returns what classifier.json records."""
-    accelerator = make_accelerator(opts)
+    accelerator = make_accelerator(opts.mixed_precision, opts.grad_accum)
     split_file = run.path / "split.json"
     posters = open_posters(opts.data, opts.poster_filter, parse_size(opts.size), split_seed=opts.split_seed,
                            split_file=split_file if resume and split_file.exists() else None, progress=progress)

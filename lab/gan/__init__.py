@@ -1,0 +1,1 @@
+"""The conditional poster GAN: models, training and sampling."""

@@ -1,0 +1,94 @@
+"""A conditional DCGAN for posters at their 2:3 aspect.
+
+The generator starts from a 4x6 map and doubles it up to the poster size. The condition (genres
+multi-hot, decade index) is embedded and fed to the generator beside the noise, and to the
+discriminator by projection (Miyato & Koyama 2018): D's score gets <embed(condition), features>,
+so D judges "a Horror poster from the 1980s", not only "a poster". The discriminator has spectral
+norm on every layer and no batch norm, so one forward can take real and fake images together.
+With `conditional=False` both ignore the condition: the unconditional baseline, same budget.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn.utils import spectral_norm
+
+BASE = (4, 6)  # width, height of the first feature map; doubled until the poster size
+
+
+def n_upsamplings(size: tuple[int, int]) -> int:
+    w, h = size
+    n = round(math.log2(w / BASE[0]))
+    if n < 2 or (BASE[0] << n, BASE[1] << n) != (w, h):
+        raise ValueError(f"GAN size must be 2:3 and {BASE[0]}x{BASE[1]} doubled at least twice "
+                         f"(32x48, 64x96, 128x192, ...), not {w}x{h}")
+    return n
+
+
+class ConditionEmbedding(nn.Module):
+    """Genres (multi-hot, averaged) plus decade, as one vector."""
+
+    def __init__(self, n_genres: int, n_decades: int, dim: int):
+        super().__init__()
+        self.genres = nn.Linear(n_genres, dim, bias=False)
+        self.decades = nn.Embedding(n_decades, dim)
+
+    def forward(self, genres: torch.Tensor, decades: torch.Tensor) -> torch.Tensor:
+        share = genres / genres.sum(1, keepdim=True).clamp(min=1)
+        return self.genres(share) + self.decades(decades)
+
+
+class Generator(nn.Module):
+    def __init__(self, size: tuple[int, int], n_genres: int, n_decades: int, *, z_dim: int = 128,
+                 channels: int = 32, conditional: bool = True):
+        super().__init__()
+        self.z_dim, self.conditional = z_dim, conditional
+        n = n_upsamplings(size)
+        width = channels * 2 ** (n - 1)
+        cond_dim = z_dim if conditional else 0
+        self.embed = ConditionEmbedding(n_genres, n_decades, cond_dim) if conditional else None
+        self.project = nn.Sequential(nn.Linear(z_dim + cond_dim, width * BASE[0] * BASE[1]))
+        self.first = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+        self.base_width = width
+        layers = []
+        for _ in range(n - 1):
+            layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width // 2),
+                       nn.ReLU(inplace=True)]
+            width //= 2
+        layers += [nn.ConvTranspose2d(width, 3, 4, 2, 1), nn.Tanh()]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, genres: torch.Tensor, decades: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1], (B, 3, H, W)."""
+        x = torch.cat([z, self.embed(genres, decades)], 1) if self.conditional else z
+        x = self.project(x).view(len(z), self.base_width, BASE[1], BASE[0])
+        return self.body(self.first(x))
+
+
+class Discriminator(nn.Module):
+    def __init__(self, size: tuple[int, int], n_genres: int, n_decades: int, *, channels: int = 32,
+                 conditional: bool = True):
+        super().__init__()
+        n = n_upsamplings(size)
+        layers, width = [], 3
+        for k in range(n):
+            out = channels * 2 ** k
+            layers += [spectral_norm(nn.Conv2d(width, out, 4, 2, 1)), nn.LeakyReLU(0.2, inplace=True)]
+            width = out
+        self.body = nn.Sequential(*layers)
+        self.score = spectral_norm(nn.Linear(width, 1))
+        self.embed = ConditionEmbedding(n_genres, n_decades, width) if conditional else None
+        if conditional:
+            spectral_norm(self.embed.genres)
+            spectral_norm(self.embed.decades)
+
+    def forward(self, images: torch.Tensor, genres: torch.Tensor, decades: torch.Tensor) -> torch.Tensor:
+        """One realism score per image, (B,)."""
+        h = self.body(images).sum(dim=(2, 3))
+        out = self.score(h).squeeze(1)
+        if self.embed is not None:
+            out = out + (self.embed(genres, decades) * h).sum(1)
+        return out

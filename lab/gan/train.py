@@ -1,0 +1,308 @@
+"""`train_gan`: train the conditional poster GAN on the training part of a run's split.
+
+Hinge loss, spectral-norm projection discriminator, DiffAugment on everything D sees, an EMA copy
+of G for sampling, and fixed-noise grids written as training goes. Every random draw of a step
+(the batch, the noise, the augmentation) comes from a generator seeded by (seed, step, process),
+so a run continued with `resume` repeats exactly what the uninterrupted run would have done.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from lab.checkpoint import load_state, load_weights, save_json, save_state, save_weights
+from lab.data.filters import PosterFilter
+from lab.data.images import parse_size
+from lab.data.poster_dataset import Posters, open_posters
+from lab.errors import LabError
+from lab.gan.conditions import Condition, condition_tensors
+from lab.gan.diffaugment import diff_augment
+from lab.gan.grid import save_grid, to_uint8
+from lab.gan.model import Discriminator, Generator, n_upsamplings
+from lab.runs import Run
+from lab.training import make_accelerator, seeded
+
+log = logging.getLogger(__name__)
+RUN_FILE = "gan.json"
+CHECKPOINTS = "checkpoints"
+GRID_COLUMNS = 8
+
+
+@dataclass
+class GanOptions:
+    data: str = "data/posters"
+    genre: list[str] = field(default_factory=list)
+    decade: list[str] = field(default_factory=list)
+    year_min: int | None = None
+    year_max: int | None = None
+    size: str = "64x96"
+    conditional: bool = True  # False: the unconditional baseline, same networks without the condition
+    z_dim: int = 128
+    channels: int = 32  # of D's first and G's last layer; doubled at each scale
+    batch_size: int = 32  # over all processes
+    steps: int = 2000
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    ema_decay: float = 0.999
+    # Mode seeking (Mao et al. 2019): G is rewarded for making different posters from different noise
+    # for the same condition; without it a conditional G learns one poster per condition.
+    mode_seeking: float = 1.0
+    diffaugment: str = "color,translation,cutout"
+    init_from: str | None = None  # a GAN run to fine-tune from
+    grid_every: int = 250
+    checkpoint_every: int = 250
+    log_every: int = 25
+    # D winning completely: its smoothed hinge loss stays below d_win_loss for d_win_steps steps.
+    d_win_loss: float = 0.05
+    d_win_steps: int = 1000
+    mixed_precision: str = "auto"
+    seed: int = 0
+    split_seed: int = 0
+
+    @property
+    def poster_filter(self) -> PosterFilter:
+        return PosterFilter.from_options(self.genre, self.decade, self.year_min, self.year_max)
+
+    def validate(self) -> None:
+        try:
+            n_upsamplings(parse_size(self.size))
+            diff_augment(torch.zeros(1, 3, 8, 8), self.diffaugment, torch.Generator())
+        except ValueError as e:
+            raise LabError(str(e)) from None
+        if self.batch_size < 1 or self.steps < 1:
+            raise LabError("--batch-size and --steps must be at least 1")
+
+
+def model_config(opts: GanOptions) -> dict:
+    return {"z_dim": opts.z_dim, "channels": opts.channels, "conditional": opts.conditional}
+
+
+def build_models(info: dict) -> tuple[Generator, Discriminator]:
+    cfg, size = info["model"], tuple(info["size"])
+    g = Generator(size, len(info["genres"]), len(info["decades"]), z_dim=cfg["z_dim"], channels=cfg["channels"],
+                  conditional=cfg["conditional"])
+    d = Discriminator(size, len(info["genres"]), len(info["decades"]), channels=cfg["channels"],
+                      conditional=cfg["conditional"])
+    # channels_last convolutions are markedly faster on CPU, and no slower on GPU.
+    return g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
+
+
+def load_gan_info(run_dir: Path) -> dict:
+    Run.open(run_dir)
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        raise LabError(f"{run_dir} has no {RUN_FILE}: it is not a GAN run")
+    return json.loads(path.read_text())
+
+
+def grid_conditions(posters: Posters, rows: np.ndarray, most: int = 8) -> list[Condition]:
+    """The training set's most common genres, each in its two most common decades."""
+    genre_counts = posters.genre_matrix[rows].sum(0)
+    decade_counts = np.bincount(posters.decade_index[rows], minlength=len(posters.decades))
+    genres = [posters.genres[j] for j in np.argsort(-genre_counts, kind="stable")[:most // 2] if genre_counts[j]]
+    decades = sorted(posters.decades[j] for j in np.argsort(-decade_counts, kind="stable")[:2] if decade_counts[j])
+    return [Condition((g,), d) for g in genres for d in decades]
+
+
+def _start_info(run: Run, posters: Posters, opts: GanOptions, parent: dict | None) -> dict:
+    path = run.path / RUN_FILE
+    if path.exists():
+        return json.loads(path.read_text())
+    train = posters.parts["train"]
+    seen_genres = {posters.genres[j] for j in np.flatnonzero(posters.genre_matrix[train].sum(0))}
+    seen_decades = {posters.decades[j] for j in np.unique(posters.decade_index[train])}
+    if parent:
+        seen_genres |= set(parent["genres_seen"])
+        seen_decades |= set(parent["decades_seen"])
+    info = {"genres": posters.genres, "decades": posters.decades,
+            "genres_seen": [g for g in posters.genres if g in seen_genres],
+            "decades_seen": sorted(seen_decades), "size": list(parse_size(opts.size)), "model": model_config(opts),
+            "filter": posters.filter.to_dict(), "dataset": posters.fingerprint, "n_train": len(train),
+            "init_from": opts.init_from, "grid": [c.to_dict() for c in grid_conditions(posters, train)]}
+    if parent:
+        for key in ("genres", "decades", "size", "model"):
+            if parent[key] != info[key]:
+                raise LabError(f"--init-from {opts.init_from}: its {key} ({parent[key]}) differ from this run's "
+                               f"({info[key]}); use the same dataset, --size and model options")
+    return info
+
+
+def train_gan(opts: GanOptions, run: Run, *, resume: bool = False, progress: bool = True) -> dict:
+    """Train in `run` up to opts.steps; returns the run's gan.json contents."""
+    opts.validate()
+    accelerator = make_accelerator(opts.mixed_precision)
+    parent = load_gan_info(Path(opts.init_from)) if opts.init_from else None
+    split_file = run.path / "split.json"
+    if not split_file.exists() and parent:
+        split_file = Path(opts.init_from) / "split.json"  # the reference run's test posters stay unseen
+    posters = open_posters(opts.data, opts.poster_filter, parse_size(opts.size), split_seed=opts.split_seed,
+                           split_file=split_file if split_file.exists() else None, progress=progress)
+    train = posters.parts["train"]
+    if not len(train):
+        raise LabError("the train part of the split is empty: too few posters pass the filters")
+    info = _start_info(run, posters, opts, parent)
+    if accelerator.is_main_process:
+        posters.save_split(run.path, opts.split_seed)
+        save_json(info, run.path / RUN_FILE)
+
+    torch.manual_seed(opts.seed)
+    generator, discriminator = build_models(info)
+    ckpt = run.path / CHECKPOINTS
+    if parent and not (ckpt / "state.pt").exists():
+        for net, name in ((generator, "g"), (discriminator, "d")):
+            load_weights(net, Path(opts.init_from) / CHECKPOINTS / f"{name}.safetensors")
+    ema = copy.deepcopy(generator).eval().requires_grad_(False)
+    if parent and not (ckpt / "state.pt").exists():
+        load_weights(ema, Path(opts.init_from) / CHECKPOINTS / "g_ema.safetensors")
+    opt_g = torch.optim.Adam(generator.parameters(), lr=opts.lr_g, betas=(opts.beta1, opts.beta2))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=opts.lr_d, betas=(opts.beta1, opts.beta2))
+    state = {"step": 0, "d_loss_ema": 1.0, "d_win_streak": 0}
+    if resume and (ckpt / "state.pt").exists():
+        saved = load_state(ckpt / "state.pt")
+        for obj, key in ((generator, "g"), (discriminator, "d"), (ema, "g_ema"), (opt_g, "opt_g"), (opt_d, "opt_d")):
+            obj.load_state_dict(saved.pop(key))
+        state.update(saved)
+        for optimizer, lr in ((opt_g, opts.lr_g), (opt_d, opts.lr_d)):
+            for group in optimizer.param_groups:
+                group["lr"] = lr  # the run's options rule, not what the optimizer state remembers
+        log.info("resuming at step %d", state["step"])
+    generator, discriminator, opt_g, opt_d = accelerator.prepare(generator, discriminator, opt_g, opt_d)
+    g_net, d_net = accelerator.unwrap_model(generator), accelerator.unwrap_model(discriminator)
+    ema.to(accelerator.device)
+
+    device = accelerator.device
+    images = torch.from_numpy(posters.images[train]).permute(0, 3, 1, 2).contiguous().to(device)
+    genres = torch.from_numpy(posters.genre_matrix[train]).to(device)
+    decades = torch.from_numpy(posters.decade_index[train]).to(device)
+    per_process = max(1, opts.batch_size // accelerator.num_processes)
+    grid = [Condition(tuple(c["genres"]), c["decade"]) for c in info["grid"]]
+    grid_y, grid_d = condition_tensors(grid, info["genres"], info["decades"], device)
+    grid_z = torch.randn(GRID_COLUMNS, opts.z_dim, generator=seeded(opts.seed, "grid")).to(device)
+
+    def save_checkpoint():
+        if accelerator.is_main_process:
+            meta = {"step": str(state["step"])}
+            # Resuming reads state.pt alone, renamed into place whole; the safetensors are for users.
+            save_state({"g": g_net.state_dict(), "d": d_net.state_dict(), "g_ema": ema.state_dict(),
+                        "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), **state}, ckpt / "state.pt")
+            for net, name in ((g_net, "g"), (d_net, "d"), (ema, "g_ema")):
+                save_weights(net, ckpt / f"{name}.safetensors", meta)
+        accelerator.wait_for_everyone()
+
+    def write_grid():
+        if accelerator.is_main_process:
+            with torch.no_grad():
+                k = len(grid)
+                fakes = ema(grid_z.repeat(k, 1), grid_y.repeat_interleave(GRID_COLUMNS, 0),
+                            grid_d.repeat_interleave(GRID_COLUMNS, 0))
+            save_grid(to_uint8(fakes), GRID_COLUMNS, run.path / "grids" / f"step-{state['step']:06d}.png")
+
+    bar = tqdm(total=opts.steps, initial=state["step"], desc="train-gan", unit="step",
+               disable=not (progress and accelerator.is_main_process))
+    started, done_at_start, sums = time.perf_counter(), state["step"], []
+    while state["step"] < opts.steps:
+        step = state["step"]
+        rng = seeded(opts.seed, "step", step, accelerator.process_index)
+        real_idx = torch.randint(len(train), (per_process,), generator=rng).to(device)
+        # Conditions to generate, each twice with different noise, for the mode-seeking term.
+        fake_idx = torch.randint(len(train), ((per_process + 1) // 2,), generator=rng).repeat(2)[:per_process]
+        fake_idx = fake_idx.to(device)
+        z = torch.randn(per_process, opts.z_dim, generator=rng).to(device)
+        real = images[real_idx].float() / 127.5 - 1
+        y_real, d_real, y_fake, d_fake = genres[real_idx], decades[real_idx], genres[fake_idx], decades[fake_idx]
+
+        fake = generator(z, y_fake, d_fake)
+        # Real and fake in one forward: D has no batch norm, and DDP wants one forward per backward.
+        seen = diff_augment(torch.cat([real, fake.detach()]), opts.diffaugment, rng)
+        scores = discriminator(seen.contiguous(memory_format=torch.channels_last), torch.cat([y_real, y_fake]),
+                               torch.cat([d_real, d_fake])).float()
+        d_loss = F.relu(1 - scores[:per_process]).mean() + F.relu(1 + scores[per_process:]).mean()
+        opt_d.zero_grad(set_to_none=True)
+        accelerator.backward(d_loss)
+        opt_d.step()
+
+        g_loss = -discriminator(diff_augment(fake, opts.diffaugment, rng).contiguous(memory_format=torch.channels_last),
+                                y_fake, d_fake).float().mean()
+        spread = _spread(fake, z, (per_process + 1) // 2)
+        opt_g.zero_grad(set_to_none=True)
+        accelerator.backward(g_loss + opts.mode_seeking / (spread + 1e-5))
+        opt_g.step()
+        opt_d.zero_grad(set_to_none=True)  # G's step left gradients in D; none may leak into D's next step
+        _update_ema(ema, g_net, min(opts.ema_decay, (1 + step) / (10 + step)))
+
+        losses = accelerator.reduce(torch.stack([d_loss.detach(), g_loss.detach(), scores[:per_process].mean().detach(),
+                                                 scores[per_process:].mean().detach(), spread.detach()]),
+                                    "mean").tolist()
+        _check_divergence(losses, state, opts, run)
+        state["step"] = step + 1
+        sums.append(losses)
+        bar.update(1)
+        if state["step"] % opts.log_every == 0 or state["step"] == opts.steps:
+            mean = np.mean(sums, 0)
+            seconds = time.perf_counter() - started
+            record = {"step": state["step"], "d_loss": mean[0], "g_loss": mean[1], "d_real": mean[2],
+                      "d_fake": mean[3], "spread": mean[4], "posters_per_s": round((state["step"] - done_at_start) * opts.batch_size
+                                                                / seconds, 1)}
+            bar.set_postfix(d=f"{mean[0]:.3f}", g=f"{mean[1]:.3f}")
+            if accelerator.is_main_process:
+                run.log_metrics({k: round(float(v), 4) if isinstance(v, float) else v for k, v in record.items()})
+            sums = []
+        if state["step"] % opts.grid_every == 0 or state["step"] == opts.steps:
+            write_grid()
+        if state["step"] % opts.checkpoint_every == 0 or state["step"] == opts.steps:
+            save_checkpoint()
+    bar.close()
+    info["steps"] = state["step"]
+    if accelerator.is_main_process:
+        save_json(info, run.path / RUN_FILE)
+    return info
+
+
+def _spread(fake: torch.Tensor, z: torch.Tensor, m: int) -> torch.Tensor:
+    """How far apart posters of the same condition are per unit of noise: images k and k + m share one."""
+    pairs = len(z) - m
+    if pairs < 1:
+        return torch.ones((), device=z.device)
+    return ((fake[:pairs] - fake[m:]).abs().mean() / (z[:pairs] - z[m:]).abs().mean().clamp(min=1e-5)).float()
+
+
+@torch.no_grad()
+def _update_ema(ema: torch.nn.Module, net: torch.nn.Module, decay: float) -> None:
+    for e, p in zip(ema.parameters(), net.parameters()):
+        e.lerp_(p, 1 - decay)
+    for e, b in zip(ema.buffers(), net.buffers()):
+        e.copy_(b)
+
+
+def _check_divergence(losses: list[float], state: dict, opts: GanOptions, run: Run) -> None:
+    """Stop before anything is saved from a diverged step, so the last checkpoint stays good."""
+    d_loss, g_loss = losses[:2]
+    last = f"the last good checkpoint is {run.path / CHECKPOINTS}"
+    if not (math.isfinite(d_loss) and math.isfinite(g_loss)):
+        _stop(f"training diverged at step {state['step'] + 1}: D loss {d_loss}, G loss {g_loss}; {last} "
+                       "(try lower --lr-g/--lr-d, then --resume)")
+    state["d_loss_ema"] = 0.98 * state["d_loss_ema"] + 0.02 * d_loss
+    state["d_win_streak"] = state["d_win_streak"] + 1 if state["d_loss_ema"] < opts.d_win_loss else 0
+    if state["d_win_streak"] >= opts.d_win_steps:
+        _stop(f"training collapsed at step {state['step'] + 1}: D has separated real from fake for "
+                       f"{opts.d_win_steps} steps (smoothed D loss {state['d_loss_ema']:.4f}); {last} "
+                       "(more DiffAugment or fewer steps would help)")
+
+
+
+def _stop(message: str) -> None:
+    log.error(message)
+    raise LabError(message)

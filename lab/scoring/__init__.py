@@ -1,0 +1,1 @@
+"""Scoring generated posters: genre fidelity from a classifier, FID/KID through torch-fidelity."""

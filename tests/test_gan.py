@@ -1,0 +1,192 @@
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from lab.checkpoint import load_state
+from lab.data.synthetic import make_synthetic_posters
+from lab.errors import LabError
+from lab.gan.conditions import parse_conditions
+from lab.gan.diffaugment import diff_augment
+from lab.gan.model import Discriminator, Generator
+from lab.gan.sample import sample_run
+from lab.gan.train import GanOptions, train_gan
+from lab.runs import Run
+
+TINY = dict(size="32x48", channels=8, z_dim=16, batch_size=16, grid_every=5, checkpoint_every=5, log_every=5)
+
+
+@pytest.fixture(scope="module")
+def posters(tmp_path_factory):
+    return make_synthetic_posters(tmp_path_factory.mktemp("gan") / "posters", 240, seed=3, size=(32, 48))
+
+
+def _train(posters, out, **options):
+    opts = GanOptions(**{"data": str(posters), **TINY, **options})
+    run = Run.create(out, "", vars(opts).copy())
+    return train_gan(opts, run, progress=False), run
+
+
+@pytest.fixture(scope="module")
+def trained(posters, tmp_path_factory):
+    info, run = _train(posters, tmp_path_factory.mktemp("runs") / "gan", steps=20)
+    return run.path
+
+
+def test_models_make_posters_of_the_asked_size_and_d_sees_the_condition():
+    torch.manual_seed(0)
+    g, d = Generator((64, 96), 5, 3, z_dim=16, channels=8), Discriminator((64, 96), 5, 3, channels=8)
+    y = torch.eye(5)[[0, 1]]
+    images = g(torch.randn(2, 16), y, torch.tensor([0, 2]))
+    assert images.shape == (2, 3, 96, 64) and images.abs().max() <= 1
+    same = images[:1].repeat(2, 1, 1, 1)
+    scores = d(same, y, torch.tensor([0, 2]))
+    assert scores.shape == (2,) and scores[0] != scores[1]  # same image, other condition, other score
+    uncond = Discriminator((64, 96), 5, 3, channels=8, conditional=False)
+    assert torch.allclose(*uncond(same, y, torch.tensor([0, 2])).split(1))
+    with pytest.raises(ValueError, match="2:3"):
+        Generator((64, 64), 5, 3)
+
+
+def test_diffaugment_is_seeded_differentiable_and_changes_images():
+    x = (torch.rand(4, 3, 48, 32) * 2 - 1).requires_grad_()
+    a = diff_augment(x, "color,translation,cutout", torch.Generator().manual_seed(1))
+    b = diff_augment(x, "color,translation,cutout", torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and a.shape == x.shape and not torch.allclose(a, x)
+    a.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    cut = diff_augment(torch.ones(2, 3, 48, 32), "cutout", torch.Generator().manual_seed(0))
+    hidden = (cut == 0).float().mean(dim=(1, 2, 3))  # a half-by-half square, possibly cut by the border
+    assert ((hidden > 0) & (hidden <= 0.25)).all()
+    assert torch.equal(diff_augment(x, "", torch.Generator()), x)
+
+
+def test_a_few_steps_on_synthetic_posters_write_a_complete_run(trained):
+    info = json.loads((trained / "gan.json").read_text())
+    assert info["steps"] == 20 and info["size"] == [32, 48]
+    assert set(info["genres_seen"]) == {"Action", "Comedy", "Drama", "Horror", "Romance", "Sci-Fi"}
+    records = [json.loads(line) for line in (trained / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [5, 10, 15, 20]
+    assert all(np.isfinite([r["d_loss"], r["g_loss"]]).all() for r in records)
+    assert sorted(p.name for p in (trained / "grids").iterdir()) == [f"step-{s:06d}.png" for s in (5, 10, 15, 20)]
+    grid = Image.open(trained / "grids" / "step-000020.png")
+    assert grid.size == (8 * 32 + 7 * 2, len(info["grid"]) * 48 + (len(info["grid"]) - 1) * 2)
+    split = json.loads((trained / "split.json").read_text())
+    assert set(split["test"]).isdisjoint(split["train"])
+    assert info["n_train"] == 240 - len(split["test"]) - len(split["val"])
+    weights = load_file(trained / "checkpoints" / "g_ema.safetensors")
+    assert all(torch.isfinite(w).all() for w in weights.values())
+
+
+def test_sampling_is_deterministic_and_rejects_unknown_conditions(trained, tmp_path):
+    out1, summary = sample_run(trained, ["horror", "Comedy+Drama"], ["1950", "1990s"], 3, seed=5, out=tmp_path / "a")
+    out2, _ = sample_run(trained, ["horror", "Comedy+Drama"], ["1950", "1990s"], 3, seed=5, out=tmp_path / "b")
+    out3, _ = sample_run(trained, ["horror"], ["1950"], 3, seed=6, out=tmp_path / "c")
+    files = sorted(p.name for p in out1.glob("*.png"))
+    assert len(files) == 4 * 3 + 1 and "grid.png" in files
+    assert all((out1 / f).read_bytes() == (out2 / f).read_bytes() for f in files)
+    assert (out1 / "horror-1950s-0000.png").read_bytes() != (out3 / "horror-1950s-0000.png").read_bytes()
+    first = summary["images"][0]
+    assert first == {"file": "horror-1950s-0000.png", "genres": ["Horror"], "decade": 1950, "seed": 5, "index": 0,
+                     "run": str(trained.resolve()), "step": 20}
+    assert json.loads((out1 / "samples.json").read_text())["conditions"][3] == {"genres": ["Comedy", "Drama"],
+                                                                               "decade": 1990}
+    # Another condition with the same noise is another poster.
+    assert not np.array_equal(np.asarray(Image.open(out1 / "horror-1950s-0000.png")),
+                              np.asarray(Image.open(out1 / "horror-1990s-0000.png")))
+    with pytest.raises(LabError, match="unknown genre 'Western'"):
+        sample_run(trained, ["Western"], ["1950"], 2, 0, tmp_path / "d")
+    with pytest.raises(LabError, match="never trained on the 1980s"):
+        sample_run(trained, ["Horror"], ["1980"], 2, 0, tmp_path / "e")
+    with pytest.raises(LabError, match="not empty"):
+        sample_run(trained, ["Horror"], ["1950"], 2, 0, out1)
+
+
+def test_condition_parsing():
+    known = ["Action", "Comedy", "Horror"]
+    conditions = parse_conditions(["comedy+HORROR", "action"], ["1980s", "2010"], known, [1980, 2010])
+    assert [(c.genres, c.decade) for c in conditions] == [(("Comedy", "Horror"), 1980), (("Comedy", "Horror"), 2010),
+                                                          (("Action",), 1980), (("Action",), 2010)]
+    with pytest.raises(LabError, match="at least one --genre"):
+        parse_conditions([], ["1980"], known, [1980])
+
+
+def test_init_from_fine_tunes_a_filtered_subset_from_the_reference(posters, trained, tmp_path):
+    info, run = _train(posters, tmp_path / "horror", steps=5, genre=["Horror"], decade=["1950"],
+                       init_from=str(trained))
+    parent = json.loads((trained / "gan.json").read_text())
+    assert info["n_train"] < parent["n_train"] / 4 and info["init_from"] == str(trained)
+    # It still knows what the reference run learned, and keeps the reference run's test posters unseen.
+    assert info["genres_seen"] == parent["genres_seen"] and info["decades_seen"] == parent["decades_seen"]
+    assert json.loads((run.path / "split.json").read_text()) == json.loads((trained / "split.json").read_text())
+    with pytest.raises(LabError, match="size"):
+        _train(posters, tmp_path / "other", steps=1, size="64x96", init_from=str(trained))
+
+
+def test_d_winning_for_a_long_stretch_stops_the_run_and_keeps_the_last_checkpoint(posters, tmp_path):
+    # A threshold every hinge loss passes under makes "D wins" certain: the detector must fire on time.
+    with pytest.raises(LabError, match="collapsed at step 8"):
+        _train(posters, tmp_path / "win", steps=20, d_win_loss=100.0, d_win_steps=8)
+    saved = load_state(tmp_path / "win" / "checkpoints" / "state.pt")
+    assert saved["step"] == 5
+    assert "collapsed" in (tmp_path / "win" / "log.txt").read_text()
+
+
+def test_nan_losses_stop_the_run_and_keep_the_last_good_checkpoint(posters, tmp_path):
+    _train(posters, tmp_path / "nan", steps=5)
+    # Continued with a learning rate far too high, the weights blow up to inf and the losses to nan.
+    opts = GanOptions(**{"data": str(posters), **TINY, "steps": 10, "lr_g": 1e38, "lr_d": 1e38})
+    with pytest.raises(LabError, match="diverged at step 6"):
+        train_gan(opts, Run.create(tmp_path / "nan", "", {}, resume=True), resume=True, progress=False)
+    saved = load_state(tmp_path / "nan" / "checkpoints" / "state.pt")
+    assert saved["step"] == 5
+    assert all(torch.isfinite(v).all() for v in saved["g_ema"].values() if v.is_floating_point())
+
+
+def _cli(*args):
+    return [sys.executable, "-m", "lab.cli", "train-gan", *args]
+
+
+def test_killed_run_resumes_to_the_same_weights(posters, tmp_path):
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in {**TINY, "steps": 24, "checkpoint_every": 4}
+                              .items()))
+    args = ["--data", str(posters), "--recipe", str(recipe)]
+    subprocess.run(_cli(*args, "--out", str(tmp_path / "whole")), check=True, capture_output=True)
+    proc = subprocess.Popen(_cli(*args, "--out", str(tmp_path / "killed")), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    state = tmp_path / "killed" / "checkpoints" / "state.pt"
+    deadline = time.time() + 120
+    while not state.exists() and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert load_state(state)["step"] < 24, "the kill should land mid-run"
+    subprocess.run(_cli("--out", str(tmp_path / "killed"), "--resume"), check=True, capture_output=True)
+    whole = load_file(tmp_path / "whole" / "checkpoints" / "g_ema.safetensors")
+    resumed = load_file(tmp_path / "killed" / "checkpoints" / "g_ema.safetensors")
+    assert all(torch.allclose(whole[k], resumed[k], atol=1e-5) for k in whole)
+
+
+@pytest.mark.skipif(shutil.which("accelerate") is None, reason="accelerate's launcher is not on PATH")
+def test_two_process_accelerate_launch_runs_the_same_loop(posters, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(["accelerate", "launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+                             "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "lab.cli", "train-gan",
+                             "--data", str(posters), "--size", "32x48", "--channels", "8", "--steps", "6",
+                             "--batch-size", "16", "--out", str(tmp_path / "ddp")],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = [json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["step"] == 6 and len(records) == 1  # one process writes the log
+    assert json.loads((tmp_path / "ddp" / "gan.json").read_text())["steps"] == 6
+    assert (tmp_path / "ddp" / "checkpoints" / "g_ema.safetensors").is_file()
