@@ -209,14 +209,6 @@ def predict(
             typer.echo(p.line(top))
 
 
-def _not_implemented(name: str, issue: int, summary: str) -> None:
-    def reader() -> None:
-        raise LabError(f"`lab {name}` is not implemented yet (issue {issue})")
-
-    reader.__doc__ = f"{summary} (not implemented yet)"
-    app.command(name)(reader)
-
-
 @app.command("train-gan")
 def train_gan(
     data: DataOpt = None,
@@ -319,7 +311,23 @@ def score_samples(
     typer.echo(f"written: {path}")
 
 
-_not_implemented("demo", 5, "Run the whole lab end to end on a dataset.")
+@app.command("demo")
+def demo(
+    data: DataOpt = None,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", help="Demo folder (default: the next numbered folder under runs/).")] = None,
+    n: Annotated[int, typer.Option("-n", help="Posters to generate per genre-decade condition.")] = 32,
+    seed: SeedOpt = 0,
+    classifier_recipe: Annotated[Optional[Path], typer.Option(
+        "--classifier-recipe", help="Classifier recipe (default recipes/classifier-quick.toml).")] = None,
+    gan_recipe: Annotated[Optional[Path], typer.Option(
+        "--gan-recipe", help="GAN recipe (default recipes/gan-quick.toml).")] = None,
+) -> None:
+    """Run the whole lab on a dataset: classifier, GAN, samples and their scores, with quick recipes."""
+    from lab.demo import RECIPES, run_demo
+    run_demo(data or DEFAULT_DATA, out, samples_per_condition=n, seed=seed,
+             classifier_recipe=classifier_recipe or RECIPES / "classifier-quick.toml",
+             gan_recipe=gan_recipe or RECIPES / "gan-quick.toml", say=typer.echo)
 
 
 def main(argv: list[str] | None = None) -> None:

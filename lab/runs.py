@@ -67,10 +67,16 @@ class Run:
         return json.loads((self.path / "options.json").read_text())
 
     def start_log(self) -> None:
+        """Log into this run's log.txt from now on (and no longer into another run's, in the same process)."""
+        logger = logging.getLogger("lab")
+        for old in [h for h in logger.handlers if getattr(h, "lab_run", False)]:
+            logger.removeHandler(old)
+            old.close()
         handler = logging.FileHandler(self.path / "log.txt")
+        handler.lab_run = True
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logging.getLogger("lab").addHandler(handler)
-        logging.getLogger("lab").setLevel(logging.INFO)
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
     def log_metrics(self, record: dict) -> None:
         with open(self.path / "metrics.jsonl", "a") as f:

@@ -32,12 +32,6 @@ def test_help_lists_every_verb_and_each_verb_explains_its_options(capsys):
                 assert len(line.split("  ")) > 1 and len(line.strip("│ ").split()) > 2, (verb, line)
 
 
-def test_unbuilt_verbs_exit_2_and_say_so(capsys):
-    for verb in ["demo"]:
-        code, out, err = run_cli(capsys, verb)
-        assert code == 2 and "not implemented yet" in err and err.count("\n") == 1, verb
-
-
 def test_train_classifier_without_data_fails_before_making_a_run(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("LAB_DATA", raising=False)

@@ -8,16 +8,22 @@ Their figures are not Inception FIDs, so every figure carries the extractor's na
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 import torch_fidelity
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
+from lab.data.cache import cache_root
 from lab.errors import LabError
 
+log = logging.getLogger(__name__)
 INCEPTION = "inception-v3-compat"
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"  # what torch-fidelity downloads
 MOBILENET = "mobilenet_v2"
@@ -90,18 +96,28 @@ def register_extractors() -> None:
 
 
 def inception_weights(path: Path | None) -> Path | None:
-    """The Inception weights file to use: `path`, else torch-fidelity's download in the torch hub cache."""
+    """The Inception weights file: `path`, else torch-fidelity's own download in the torch hub cache, else
+    one downloaded into the lab's cache now if this machine can; None where none of that works."""
     if path is not None:
         if not Path(path).is_file():
             raise LabError(f"--inception-weights {path}: no such file; use --extractor {MOBILENET} or "
                            f"--extractor {CLASSIFIER}, which work offline")
         return Path(path)
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
-    return cached if cached.is_file() else None
+    for known in (Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE, cache_root() / INCEPTION_FILE):
+        if known.is_file():
+            return known
+    target = cache_root() / INCEPTION_FILE
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.redirect_stderr(io.StringIO()):  # torch.hub announces even a failing download
+            torch.hub.download_url_to_file(URL_INCEPTION_V3, str(target), progress=False)
+    except Exception:  # offline, blocked or interrupted: all mean "not available here"
+        return None
+    return target
 
 
 def choose_extractor(name: str, weights: Path | None, classifier_run: Path) -> tuple[str, str | None]:
-    """(extractor, weights path for torch-fidelity). 'auto' is Inception where its weights are here."""
+    """(extractor, weights path for torch-fidelity). 'auto' is Inception where its weights can be had."""
     if name not in (*EXTRACTORS, "auto"):
         raise LabError(f"unknown extractor {name!r}; choose one of {', '.join(EXTRACTORS)}")
     if name in (INCEPTION, "auto"):
@@ -109,8 +125,9 @@ def choose_extractor(name: str, weights: Path | None, classifier_run: Path) -> t
         if found is not None:
             return INCEPTION, str(found)
         if name == INCEPTION:
-            raise LabError(f"{INCEPTION} needs torch-fidelity's Inception weights ({INCEPTION_FILE}), which "
-                           f"this machine does not have and cannot download; give --inception-weights PATH, or "
-                           f"use --extractor {MOBILENET} or --extractor {CLASSIFIER}, which work offline")
+            raise LabError(f"{INCEPTION} needs torch-fidelity's Inception weights ({INCEPTION_FILE}), which are "
+                           f"not on this machine and cannot be downloaded here; give --inception-weights PATH, "
+                           f"or use --extractor {MOBILENET} or --extractor {CLASSIFIER}, which work offline")
+        log.warning("Inception weights unavailable here: FID/KID use %s features", MOBILENET)
         return MOBILENET, None
     return name, str(classifier_run) if name == CLASSIFIER else None

@@ -1,0 +1,204 @@
+import json
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from conftest import SHARED, copy_real_subset
+from lab.cli import main
+from lab.data.filters import PosterFilter
+from lab.data.poster_dataset import open_posters
+from lab.data.synthetic import make_synthetic_posters
+from lab.errors import LabError
+from lab.gan.sample import sample_run
+from lab.scoring.extractors import choose_extractor
+from lab.scoring.fidelity import fidelity, image_features
+from lab.scoring.score import score_samples
+
+TORCH_HOME = SHARED / "torch-home"
+
+
+@pytest.fixture(autouse=True)
+def _torch_home(monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(TORCH_HOME))
+
+
+@pytest.fixture(scope="module")
+def real_pixels(tmp_path_factory):
+    """120 real posters at 64x96: two disjoint sets of 60."""
+    folder, _ = copy_real_subset(tmp_path_factory.mktemp("fid") / "posters", 120)
+    images = open_posters(folder, size=(64, 96), progress=False).images
+    return images[np.arange(0, 120, 2)], images[np.arange(1, 120, 2)]
+
+
+def _fid(a, b):
+    return fidelity(image_features(a, "mobilenet_v2"), image_features(b, "mobilenet_v2"))["fid"]
+
+
+def _noise(images, amount, seed=0):
+    rng = np.random.default_rng(seed)
+    noisy = images.astype(np.float32) + rng.normal(0, amount, images.shape)
+    return noisy.clip(0, 255).astype(np.uint8)
+
+
+def _blur(images, radius):
+    return np.stack([np.asarray(Image.fromarray(im).filter(ImageFilter.GaussianBlur(radius))) for im in images])
+
+
+def _shuffle_pixels(images, share, seed=0):
+    """Move `share` of each poster's pixels to random places."""
+    rng = np.random.default_rng(seed)
+    out = images.copy().reshape(len(images), -1, 3)
+    for im in out:
+        moved = rng.choice(len(im), int(share * len(im)), replace=False)
+        im[moved] = im[rng.permutation(moved)]
+    return out.reshape(images.shape)
+
+
+def test_fid_of_a_set_against_itself_is_about_zero(real_pixels):
+    a, _ = real_pixels
+    features = image_features(a, "mobilenet_v2")
+    same = fidelity(features, features)
+    # KID's unbiased estimate dips below zero for identical sets; it must not claim a distance.
+    assert abs(same["fid"]) < 1e-3 and same["kid"] < 1e-3
+    assert same["precision"] == 1.0 and same["recall"] == 1.0
+
+
+@pytest.mark.parametrize("degrade, strengths", [(_noise, (10, 40, 120)), (_blur, (0.7, 1.5, 4)),
+                                                (_shuffle_pixels, (0.05, 0.3, 1.0))])
+def test_fid_grows_as_images_are_degraded(real_pixels, degrade, strengths):
+    a, _ = real_pixels
+    reference = image_features(a, "mobilenet_v2")
+    fids = [fidelity(image_features(degrade(a, s), "mobilenet_v2"), reference)["fid"] for s in strengths]
+    assert 0 < fids[0] < fids[1] < fids[2], fids
+
+
+def test_fid_falls_as_real_images_replace_noise(real_pixels):
+    a, b = real_pixels
+    reference = image_features(a, "mobilenet_v2")
+    noise = np.random.default_rng(1).integers(0, 256, b.shape, dtype=np.uint8)
+    fids = []
+    for k in (0, 20, 40, 60):
+        mixed = np.concatenate([b[:k], noise[k:]])
+        fids.append(fidelity(image_features(mixed, "mobilenet_v2"), reference)["fid"])
+    assert fids == sorted(fids, reverse=True) and fids[0] > 2 * fids[-1], fids
+
+
+def test_extractor_choice_is_explicit_about_inception(tmp_path):
+    with pytest.raises(LabError, match="no such file.*mobilenet_v2"):
+        choose_extractor("inception-v3-compat", tmp_path / "missing.pth", tmp_path)
+    with pytest.raises(LabError, match="unknown extractor 'vgg'"):
+        choose_extractor("vgg", None, tmp_path)
+    assert choose_extractor("classifier", None, tmp_path) == ("classifier", str(tmp_path))
+    assert choose_extractor("mobilenet_v2", None, tmp_path) == ("mobilenet_v2", None)
+
+
+# ---- score-samples end to end on synthetic posters ----
+
+@pytest.fixture(scope="module")
+def lab_runs(tmp_path_factory):
+    """A tiny GAN, its samples and a tiny classifier, all on the same synthetic posters."""
+    root = tmp_path_factory.mktemp("score")
+    data = make_synthetic_posters(root / "posters", 240, seed=5, size=(32, 48))
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TORCH_HOME", str(TORCH_HOME))
+    for args in (["train-gan", "--size", "32x48", "--channels", "8", "--steps", "10", "--batch-size", "16"],
+                 ["train-classifier", "--size", "32x48", "--schedule", "2:0", "--no-baselines"]):
+        name = "gan" if args[0] == "train-gan" else "classifier"
+        _lab(*args, "--data", str(data), "--out", str(root / name))
+    samples, _ = sample_run(root / "gan", ["Horror", "Comedy"], ["1950", "2010"], 6, 0, root / "samples")
+    mp.undo()
+    return root, samples
+
+
+def _lab(*argv):
+    try:
+        main(list(argv))
+    except SystemExit as e:
+        assert e.code in (0, None), argv
+
+
+def test_score_samples_writes_the_contract_and_the_real_ceiling(lab_runs, capsys):
+    root, samples = lab_runs
+    capsys.readouterr()
+    _lab("score-samples", str(samples), "--classifier", str(root / "classifier"), "--extractor", "mobilenet_v2")
+    out = capsys.readouterr().out
+    assert "FID[mobilenet_v2]" in out and "KID[mobilenet_v2]" in out and "Horror, 1950s" in out
+    scores = json.loads((samples / "scores.json").read_text())
+    assert scores["extractor"] == "mobilenet_v2"
+    assert [(c["genres"], c["decade"]) for c in scores["conditions"]] == \
+        [(["Horror"], 1950), (["Horror"], 2010), (["Comedy"], 1950), (["Comedy"], 2010)]
+    keys = {"genres", "decade", "n", "genre_fidelity", "genre_prob", "decade_acc", "fid", "kid", "real"}
+    for c in scores["conditions"]:
+        assert keys <= set(c) and c["n"] == 6 and 0 <= c["genre_fidelity"] <= 1 and 0 <= c["genre_prob"] <= 1
+        assert {"n", "genre_fidelity", "genre_prob", "decade_acc"} <= set(c["real"])
+    overall = scores["overall"]
+    assert overall["n"] == 24 and overall["fid"] > 0 and overall["real"]["n"] > 0
+    # The classifier learned the synthetic genres, so real posters of a condition sit near the ceiling.
+    assert overall["real"]["genre_fidelity"] > 0.6
+    assert len(scores["images"]) == 24 and set(scores["images"][0]["predicted_genres"]) == \
+        {"Action", "Comedy", "Drama", "Horror", "Romance", "Sci-Fi"}
+    # The reference is the generator run's test split: posters it never trained on.
+    split = json.loads((root / "gan" / "split.json").read_text())
+    assert scores["real"]["part"] == "test" and overall["real"]["n"] <= len(split["test"])
+
+
+def test_the_classifier_extractor_and_filters_work_too(lab_runs, tmp_path):
+    root, samples = lab_runs
+    report, path = score_samples(samples, root / "classifier", extractor="classifier", out=tmp_path / "s.json",
+                                 flt=PosterFilter(("Horror",)),
+                                 progress=False)
+    assert report["extractor"] == "classifier" and path.is_file()
+    assert [c["genres"] for c in report["conditions"]] == [["Horror"], ["Horror"]]
+
+
+def test_score_samples_errors_are_one_clear_line(lab_runs, tmp_path, capsys):
+    root, samples = lab_runs
+    classifier = str(root / "classifier")
+
+    def error(folder, run=classifier):
+        capsys.readouterr()
+        try:
+            main(["score-samples", str(folder), "--classifier", run])
+        except SystemExit as e:
+            assert e.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("error: ")
+        return err
+
+    (tmp_path / "empty").mkdir()
+    assert "is empty" in error(tmp_path / "empty")
+    (tmp_path / "loose").mkdir()
+    Image.new("RGB", (32, 48)).save(tmp_path / "loose" / "a.png")
+    assert "no samples.json" in error(tmp_path / "loose")
+
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    for p in samples.iterdir():
+        (wrong / p.name).write_bytes(p.read_bytes())
+    Image.open(wrong / "horror-1950s-0003.png").resize((64, 96)).save(wrong / "horror-1950s-0003.png")
+    assert "horror-1950s-0003.png is 64x96" in error(wrong)
+
+    other = make_synthetic_posters(tmp_path / "westerns", 120, seed=1, size=(32, 48),
+                                   genres=("Western", "War", "Musical"))
+    _lab("train-classifier", "--data", str(other), "--size", "32x48", "--schedule", "1:0", "--no-baselines",
+         "--out", str(tmp_path / "other-classifier"))
+    assert "cannot judge Horror" in error(samples, str(tmp_path / "other-classifier"))
+    assert "not a run folder" in error(samples, str(tmp_path / "nowhere"))
+
+
+def test_demo_runs_the_whole_lab_and_says_where_everything_went(tmp_path, capsys):
+    data = make_synthetic_posters(tmp_path / "posters", 240, seed=6, size=(32, 48))
+    (tmp_path / "clf.toml").write_text('size = "32x48"\nschedule = [[1, 0.0]]\nbaselines = false\n')
+    (tmp_path / "gan.toml").write_text('size = "32x48"\nchannels = 8\nz_dim = 16\nsteps = 10\nbatch_size = 16\n')
+    _lab("demo", "--data", str(data), "--out", str(tmp_path / "demo"), "-n", "4",
+         "--classifier-recipe", str(tmp_path / "clf.toml"), "--gan-recipe", str(tmp_path / "gan.toml"))
+    out = capsys.readouterr().out
+    demo = tmp_path / "demo"
+    for folder in ("classifier", "gan", "samples"):
+        assert str(demo / folder) in out
+    headline = json.loads((demo / "headline.json").read_text())
+    assert headline["classifier_test_macro_map"] > headline["prior_test_macro_map"]
+    assert headline["extractor"] in ("mobilenet_v2", "inception-v3-compat") and headline["fid"] > 0
+    scores = json.loads((demo / "samples" / "scores.json").read_text())
+    assert scores["overall"]["n"] == 4 * len(scores["conditions"]) and "headline:" in out
