@@ -1,8 +1,8 @@
 """A conditional DCGAN for posters at their 2:3 aspect.
 
 The generator starts from a 4x6 map and doubles it up to the poster size. The condition (genres
-multi-hot, decade index) is embedded and fed to the generator beside the noise, and to the
-discriminator by projection (Miyato & Koyama 2018): D's score gets <embed(condition), features>,
+multi-hot, decade index) is embedded and fed to the generator beside the noise and through
+conditional batch norm at every scale, and to the discriminator by projection (Miyato & Koyama 2018): D's score gets <embed(condition), features>,
 so D judges "a Horror poster from the 1980s", not only "a poster". The discriminator has spectral
 norm on every layer and no batch norm, so one forward can take real and fake images together.
 With `conditional=False` both ignore the condition: the unconditional baseline, same budget.
@@ -41,6 +41,24 @@ class ConditionEmbedding(nn.Module):
         return self.genres(share) + self.decades(decades)
 
 
+class ConditionalBatchNorm(nn.Module):
+    """Batch norm whose scale and shift come from the condition (as in SNGAN and BigGAN's generators):
+    the condition steers every scale of the image, not only the first layer's input."""
+
+    def __init__(self, width: int, cond_dim: int):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(width, affine=False)
+        self.scale = nn.Linear(cond_dim, width)
+        self.shift = nn.Linear(cond_dim, width)
+        for layer in (self.scale, self.shift):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        scale = 1 + self.scale(cond)[:, :, None, None]
+        return self.norm(x) * scale + self.shift(cond)[:, :, None, None]
+
+
 class Generator(nn.Module):
     def __init__(self, size: tuple[int, int], n_genres: int, n_decades: int, *, z_dim: int = 128,
                  channels: int = 32, conditional: bool = True):
@@ -50,22 +68,25 @@ class Generator(nn.Module):
         width = channels * 2 ** (n - 1)
         cond_dim = z_dim if conditional else 0
         self.embed = ConditionEmbedding(n_genres, n_decades, cond_dim) if conditional else None
-        self.project = nn.Sequential(nn.Linear(z_dim + cond_dim, width * BASE[0] * BASE[1]))
-        self.first = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+        self.project = nn.Linear(z_dim + cond_dim, width * BASE[0] * BASE[1])
         self.base_width = width
-        layers = []
+        self.norms, self.convs = nn.ModuleList(), nn.ModuleList()
         for _ in range(n - 1):
-            layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width // 2),
-                       nn.ReLU(inplace=True)]
+            self.norms.append(ConditionalBatchNorm(width, cond_dim) if conditional else nn.BatchNorm2d(width))
+            self.convs.append(nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False))
             width //= 2
-        layers += [nn.ConvTranspose2d(width, 3, 4, 2, 1), nn.Tanh()]
-        self.body = nn.Sequential(*layers)
+        self.norms.append(ConditionalBatchNorm(width, cond_dim) if conditional else nn.BatchNorm2d(width))
+        self.to_rgb = nn.ConvTranspose2d(width, 3, 4, 2, 1)
 
     def forward(self, z: torch.Tensor, genres: torch.Tensor, decades: torch.Tensor) -> torch.Tensor:
         """Images in [-1, 1], (B, 3, H, W)."""
-        x = torch.cat([z, self.embed(genres, decades)], 1) if self.conditional else z
-        x = self.project(x).view(len(z), self.base_width, BASE[1], BASE[0])
-        return self.body(self.first(x))
+        cond = self.embed(genres, decades) if self.conditional else None
+        x = self.project(torch.cat([z, cond], 1) if self.conditional else z)
+        x = x.view(len(z), self.base_width, BASE[1], BASE[0])
+        for k, norm in enumerate(self.norms):
+            x = torch.relu(norm(x, cond) if self.conditional else norm(x))
+            x = self.convs[k](x) if k < len(self.convs) else self.to_rgb(x)
+        return torch.tanh(x)
 
 
 class Discriminator(nn.Module):
