@@ -1,6 +1,9 @@
 import csv
 import os
 import shutil
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -113,3 +116,13 @@ def synthetic(tmp_path_factory):
     """240 synthetic posters: 6 genres x 4 decades, 10 of each primary combination."""
     return make_synthetic_posters(tmp_path_factory.mktemp("syn") / "posters", 240, seed=0)
 
+
+
+def start_and_kill(args: list[str], state: Path, env: dict | None = None) -> None:
+    """Start a training command and SIGKILL it as soon as its first resumable state is on disk."""
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not state.exists() and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()

@@ -1,15 +1,13 @@
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import SHARED
+from conftest import SHARED, start_and_kill
 from lab.checkpoint import load_state
 from lab.classifier.augment import augment_posters
 from lab.classifier.metrics import (average_precision, decade_metrics, f1_scores, macro_map, micro_map,
@@ -187,14 +185,8 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     env = {**os.environ, "TORCH_HOME": str(TORCH_HOME)}
     subprocess.run(_train_args(data, tmp_path / "whole"), check=True, env=env, capture_output=True)
 
-    proc = subprocess.Popen(_train_args(data, tmp_path / "killed"), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
     state = tmp_path / "killed" / "checkpoints" / "state.pt"
-    deadline = time.time() + 120
-    while not state.exists() and time.time() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    start_and_kill(_train_args(data, tmp_path / "killed"), state, env)
     saved = load_state(state)
     assert saved["epoch"] == 0 and saved["batch"] > 0, "the kill should land mid-epoch"
     assert not (tmp_path / "killed" / "classifier.json").exists()

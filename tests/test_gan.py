@@ -1,10 +1,8 @@
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -12,6 +10,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
+from conftest import start_and_kill
 from lab.checkpoint import load_state
 from lab.data.synthetic import make_synthetic_posters
 from lab.errors import LabError
@@ -162,14 +161,8 @@ def test_killed_run_resumes_to_the_same_weights(posters, tmp_path):
                               .items()))
     args = ["--data", str(posters), "--recipe", str(recipe)]
     subprocess.run(_cli(*args, "--out", str(tmp_path / "whole")), check=True, capture_output=True)
-    proc = subprocess.Popen(_cli(*args, "--out", str(tmp_path / "killed")), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
     state = tmp_path / "killed" / "checkpoints" / "state.pt"
-    deadline = time.time() + 120
-    while not state.exists() and time.time() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    start_and_kill(_cli(*args, "--out", str(tmp_path / "killed")), state)
     assert load_state(state)["step"] < 24, "the kill should land mid-run"
     subprocess.run(_cli("--out", str(tmp_path / "killed"), "--resume"), check=True, capture_output=True)
     whole = load_file(tmp_path / "whole" / "checkpoints" / "g_ema.safetensors")

@@ -30,7 +30,7 @@ def kaggle_source(dirty_dataset, tmp_path):
     table = pd.read_csv(folder / "metadata.csv", dtype=str, keep_default_na=False)
     images = tmp_path / "SampleMoviePosters"
     images.mkdir()
-    rows, expect = [], {}
+    rows = []
     for rec in table.itertuples():
         src = folder / rec.image
         if rec.imdb_id in ("escape", "absolute", "missing") or not src.resolve().is_relative_to(folder.resolve()):

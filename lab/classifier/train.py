@@ -14,7 +14,6 @@ import logging
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,7 +28,7 @@ from lab.classifier.baselines import train_linear_probe
 from lab.classifier.inference import RUN_FILE
 from lab.classifier.metrics import macro_map, tune_thresholds
 from lab.classifier.model import SCRATCH_CNN, GenreClassifier
-from lab.data.filters import PosterFilter
+from lab.data.filters import DataOptions
 from lab.data.images import parse_size
 from lab.data.poster_dataset import PosterDataset, Posters, open_posters
 from lab.errors import LabError
@@ -40,12 +39,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class ClassifierOptions:
-    data: str = "data/posters"
-    genre: list[str] = field(default_factory=list)
-    decade: list[str] = field(default_factory=list)
-    year_min: int | None = None
-    year_max: int | None = None
+class ClassifierOptions(DataOptions):
     size: str = "128x192"
     backbone: str = "mobilenet_v2"
     weights: str | None = "IMAGENET1K_V1"  # None: from scratch
@@ -66,10 +60,6 @@ class ClassifierOptions:
     workers: int = 0
     seed: int = 0
     split_seed: int = 0
-
-    @property
-    def poster_filter(self) -> PosterFilter:
-        return PosterFilter.from_options(self.genre, self.decade, self.year_min, self.year_max)
 
     @property
     def epochs(self) -> int:

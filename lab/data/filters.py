@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from lab.data.metadata import PosterTable
 from lab.errors import LabError
@@ -42,6 +42,21 @@ class PosterFilter:
         if self.year_min is not None or self.year_max is not None:
             parts.append(f"{self.year_min or ''}-{self.year_max or ''}")
         return re.sub(r"[^a-z0-9-]+", "", "-".join(parts)) or "all"
+
+
+@dataclass
+class DataOptions:
+    """The options every run that trains on posters starts with: where they are, and which to keep."""
+
+    data: str = "data/posters"
+    genre: list[str] = field(default_factory=list)
+    decade: list[str] = field(default_factory=list)
+    year_min: int | None = None
+    year_max: int | None = None
+
+    @property
+    def poster_filter(self) -> PosterFilter:
+        return PosterFilter.from_options(self.genre, self.decade, self.year_min, self.year_max)
 
 
 def parse_decade(value) -> int:

@@ -13,7 +13,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from lab.checkpoint import load_state, load_weights, save_json, save_state, save_weights
-from lab.data.filters import PosterFilter
+from lab.data.filters import DataOptions
 from lab.data.images import parse_size
 from lab.data.poster_dataset import Posters, open_posters
 from lab.errors import LabError
@@ -40,12 +40,7 @@ GRID_COLUMNS = 8
 
 
 @dataclass
-class GanOptions:
-    data: str = "data/posters"
-    genre: list[str] = field(default_factory=list)
-    decade: list[str] = field(default_factory=list)
-    year_min: int | None = None
-    year_max: int | None = None
+class GanOptions(DataOptions):
     size: str = "64x96"
     conditional: bool = True  # False: the unconditional baseline, same networks without the condition
     z_dim: int = 128
@@ -71,10 +66,6 @@ class GanOptions:
     mixed_precision: str = "auto"
     seed: int = 0
     split_seed: int = 0
-
-    @property
-    def poster_filter(self) -> PosterFilter:
-        return PosterFilter.from_options(self.genre, self.decade, self.year_min, self.year_max)
 
     def validate(self) -> None:
         try:
@@ -109,11 +100,14 @@ def load_gan_info(run_dir: Path) -> dict:
 
 
 def grid_conditions(posters: Posters, rows: np.ndarray, most: int = 8) -> list[Condition]:
-    """The training set's most common genres, each in its two most common decades."""
+    """The training set's most common genres, each in its most common decade and in the earliest
+    decade that holds at least 5% of the posters (old and new posters differ most)."""
     genre_counts = posters.genre_matrix[rows].sum(0)
     decade_counts = np.bincount(posters.decade_index[rows], minlength=len(posters.decades))
     genres = [posters.genres[j] for j in np.argsort(-genre_counts, kind="stable")[:most // 2] if genre_counts[j]]
-    decades = sorted(posters.decades[j] for j in np.argsort(-decade_counts, kind="stable")[:2] if decade_counts[j])
+    common = int(decade_counts.argmax())
+    early = next(j for j, n in enumerate(decade_counts) if n >= 0.05 * len(rows))
+    decades = [posters.decades[j] for j in sorted({early, common})]
     return [Condition((g,), d) for g in genres for d in decades]
 
 
