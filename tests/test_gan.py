@@ -48,10 +48,12 @@ def test_models_make_posters_of_the_asked_size_and_d_sees_the_condition():
     images = g(torch.randn(2, 16), y, torch.tensor([0, 2]))
     assert images.shape == (2, 3, 96, 64) and images.abs().max() <= 1
     same = images[:1].repeat(2, 1, 1, 1)
-    scores = d(same, y, torch.tensor([0, 2]))
+    scores, classes = d(same, y, torch.tensor([0, 2]))
     assert scores.shape == (2,) and scores[0] != scores[1]  # same image, other condition, other score
+    assert classes.shape == (2, 5 + 3) and torch.allclose(classes[0], classes[1])  # it names what it sees
     uncond = Discriminator((64, 96), 5, 3, channels=8, conditional=False)
-    assert torch.allclose(*uncond(same, y, torch.tensor([0, 2])).split(1))
+    scores, classes = uncond(same, y, torch.tensor([0, 2]))
+    assert torch.allclose(*scores.split(1)) and classes is None
     with pytest.raises(ValueError, match="2:3"):
         Generator((64, 64), 5, 3)
 
@@ -75,7 +77,8 @@ def test_a_few_steps_on_synthetic_posters_write_a_complete_run(trained):
     assert set(info["genres_seen"]) == {"Action", "Comedy", "Drama", "Horror", "Romance", "Sci-Fi"}
     records = [json.loads(line) for line in (trained / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [5, 10, 15, 20]
-    assert all(np.isfinite([r["d_loss"], r["g_loss"]]).all() for r in records)
+    assert all(np.isfinite([r["d_loss"], r["g_loss"], r["d_class"], r["g_class"], r["spread"]]).all()
+               for r in records)
     assert sorted(p.name for p in (trained / "grids").iterdir()) == [f"step-{s:06d}.png" for s in (5, 10, 15, 20)]
     grid = Image.open(trained / "grids" / "step-000020.png")
     assert grid.size == (8 * 32 + 7 * 2, len(info["grid"]) * 48 + (len(info["grid"]) - 1) * 2)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import spectral_norm
 
@@ -101,15 +102,25 @@ class Discriminator(nn.Module):
             width = out
         self.body = nn.Sequential(*layers)
         self.score = spectral_norm(nn.Linear(width, 1))
+        self.n_genres = n_genres
         self.embed = ConditionEmbedding(n_genres, n_decades, width) if conditional else None
+        # An auxiliary classifier (AC-GAN) beside the projection: D also names the genres and decade
+        # of what it sees, which gives G a direct, strong signal to make its condition recognisable.
+        self.classify = nn.Linear(width, n_genres + n_decades) if conditional else None
         if conditional:
             spectral_norm(self.embed.genres)
             spectral_norm(self.embed.decades)
 
-    def forward(self, images: torch.Tensor, genres: torch.Tensor, decades: torch.Tensor) -> torch.Tensor:
-        """One realism score per image, (B,)."""
+    def forward(self, images: torch.Tensor, genres: torch.Tensor, decades: torch.Tensor):
+        """(one realism score per image (B,), genre and decade logits (B, G + D) or None if unconditional)."""
         h = self.body(images).sum(dim=(2, 3))
         out = self.score(h).squeeze(1)
-        if self.embed is not None:
-            out = out + (self.embed(genres, decades) * h).sum(1)
-        return out
+        if self.embed is None:
+            return out, None
+        return out + (self.embed(genres, decades) * h).sum(1), self.classify(h)
+
+    def class_loss(self, logits: torch.Tensor, genres: torch.Tensor, decades: torch.Tensor) -> torch.Tensor:
+        """How badly the auxiliary classifier names the condition: genre BCE plus decade cross-entropy."""
+        logits = logits.float()
+        return (F.binary_cross_entropy_with_logits(logits[:, :self.n_genres], genres)
+                + F.cross_entropy(logits[:, self.n_genres:], decades))

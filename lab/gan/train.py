@@ -55,6 +55,7 @@ class GanOptions(DataOptions):
     # Mode seeking (Mao et al. 2019): G is rewarded for making different posters from different noise
     # for the same condition; without it a conditional G learns one poster per condition.
     mode_seeking: float = 1.0
+    class_weight: float = 0.5  # of D's auxiliary genre/decade classification loss, for D and for G
     diffaugment: str = "color,translation,cutout"
     init_from: str | None = None  # a GAN run to fine-tune from
     grid_every: int = 250
@@ -182,6 +183,7 @@ def train_gan(opts: GanOptions, run: Run, *, resume: bool = False, progress: boo
     genres = torch.from_numpy(posters.genre_matrix[train]).to(device)
     decades = torch.from_numpy(posters.decade_index[train]).to(device)
     per_process = max(1, opts.batch_size // accelerator.num_processes)
+    zero = torch.zeros((), device=device)
     grid = [Condition(tuple(c["genres"]), c["decade"]) for c in info["grid"]]
     grid_y, grid_d = condition_tensors(grid, info["genres"], info["decades"], device)
     grid_z = torch.randn(GRID_COLUMNS, opts.z_dim, generator=seeded(opts.seed, "grid")).to(device)
@@ -221,25 +223,30 @@ def train_gan(opts: GanOptions, run: Run, *, resume: bool = False, progress: boo
         fake = generator(z, y_fake, d_fake)
         # Real and fake in one forward: D has no batch norm, and DDP wants one forward per backward.
         seen = diff_augment(torch.cat([real, fake.detach()]), opts.diffaugment, rng)
-        scores = discriminator(seen.contiguous(memory_format=torch.channels_last), torch.cat([y_real, y_fake]),
-                               torch.cat([d_real, d_fake])).float()
+        scores, classes = discriminator(seen.contiguous(memory_format=torch.channels_last),
+                                        torch.cat([y_real, y_fake]), torch.cat([d_real, d_fake]))
+        scores = scores.float()
         d_loss = F.relu(1 - scores[:per_process]).mean() + F.relu(1 + scores[per_process:]).mean()
+        # D learns to name the condition of real posters only; G then has to make its own recognisable.
+        d_class = d_net.class_loss(classes[:per_process], y_real, d_real) if opts.conditional else zero
         opt_d.zero_grad(set_to_none=True)
-        accelerator.backward(d_loss)
+        accelerator.backward(d_loss + opts.class_weight * d_class)
         opt_d.step()
 
-        g_loss = -discriminator(diff_augment(fake, opts.diffaugment, rng).contiguous(memory_format=torch.channels_last),
-                                y_fake, d_fake).float().mean()
+        fake_scores, fake_classes = discriminator(
+            diff_augment(fake, opts.diffaugment, rng).contiguous(memory_format=torch.channels_last), y_fake, d_fake)
+        g_loss = -fake_scores.float().mean()
+        g_class = d_net.class_loss(fake_classes, y_fake, d_fake) if opts.conditional else zero
         spread = _spread(fake, z, (per_process + 1) // 2)
         opt_g.zero_grad(set_to_none=True)
-        accelerator.backward(g_loss + opts.mode_seeking / (spread + 1e-5))
+        accelerator.backward(g_loss + opts.class_weight * g_class + opts.mode_seeking / (spread + 1e-5))
         opt_g.step()
         opt_d.zero_grad(set_to_none=True)  # G's step left gradients in D; none may leak into D's next step
         _update_ema(ema, g_net, min(opts.ema_decay, (1 + step) / (10 + step)))
 
         losses = accelerator.reduce(torch.stack([d_loss.detach(), g_loss.detach(), scores[:per_process].mean().detach(),
-                                                 scores[per_process:].mean().detach(), spread.detach()]),
-                                    "mean").tolist()
+                                                 scores[per_process:].mean().detach(), spread.detach(),
+                                                 d_class.detach(), g_class.detach()]), "mean").tolist()
         _check_divergence(losses, state, opts, run)
         state["step"] = step + 1
         sums.append(losses)
@@ -248,8 +255,8 @@ def train_gan(opts: GanOptions, run: Run, *, resume: bool = False, progress: boo
             mean = np.mean(sums, 0)
             seconds = time.perf_counter() - started
             record = {"step": state["step"], "d_loss": mean[0], "g_loss": mean[1], "d_real": mean[2],
-                      "d_fake": mean[3], "spread": mean[4], "posters_per_s": round((state["step"] - done_at_start) * opts.batch_size
-                                                                / seconds, 1)}
+                      "d_fake": mean[3], "spread": mean[4], "d_class": mean[5], "g_class": mean[6],
+                      "posters_per_s": round((state["step"] - done_at_start) * opts.batch_size / seconds, 1)}
             bar.set_postfix(d=f"{mean[0]:.3f}", g=f"{mean[1]:.3f}")
             if accelerator.is_main_process:
                 run.log_metrics({k: round(float(v), 4) if isinstance(v, float) else v for k, v in record.items()})
