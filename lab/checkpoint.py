@@ -36,7 +36,11 @@ def load_weights(module: torch.nn.Module, path: Path) -> dict[str, str]:
     """Load into `module`; returns the file's metadata (e.g. the training step it was saved at)."""
     if not Path(path).is_file():
         raise LabError(f"checkpoint {path} is missing")
-    module.load_state_dict(load_file(str(path)))
+    try:
+        module.load_state_dict(load_file(str(path)))
+    except RuntimeError as e:  # other layer names or shapes: another model, or an older lab's layout
+        raise LabError(f"checkpoint {path} does not fit this model ({str(e).splitlines()[0]}); "
+                       "it was made by another model or another version of the lab") from None
     with safe_open(str(path), "pt") as f:
         return f.metadata() or {}
 

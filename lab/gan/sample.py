@@ -53,10 +53,12 @@ def sample_run(run_dir: Path, genres: list[str] | None, decades: list[str] | Non
                                 "run": str(run_dir.resolve()), "step": step})
                 pixels.append(image)
     columns = min(n, GRID_COLUMNS)
+    rows_each = -(-n // columns)
     blank = np.full_like(pixels[0], 255)
-    padded = [row for c in range(len(conditions))  # each condition starts a new row of the grid
-              for row in pixels[c * n:(c + 1) * n] + [blank] * (-n % columns)]
-    save_grid(np.stack(padded), columns, out / "grid.png")
+    padded = [image for c in range(len(conditions))  # each condition starts a new row of the grid
+              for image in pixels[c * n:(c + 1) * n] + [blank] * (-n % columns)]
+    labels = [c.label() if r == 0 else "" for c in conditions for r in range(rows_each)]
+    save_grid(np.stack(padded), columns, out / "grid.png", row_labels=labels)
     summary = {"run": str(run_dir.resolve()), "checkpoint": f"{CHECKPOINTS}/g_ema.safetensors", "step": step,
                "seed": seed, "n": n, "conditional": info["model"]["conditional"], "size": info["size"],
                "conditions": [c.to_dict() for c in conditions], "images": records}
