@@ -260,8 +260,11 @@ def train_gan(
         run = Run.create(out, f"gan{'' if opts.conditional else '-uncond'}-{slug}", asdict(opts))
     typer.echo(f"run folder: {run.path}")
     info = train(opts, run, resume=resume)
+    # Suggest what the run was trained for: its filter's genre and decade, else the first it knows.
+    genre = (info["filter"]["genres"] or info["genres_seen"])[0]
+    decade = (info["filter"]["decades"] or info["decades_seen"])[-1]
     typer.echo(f"trained {info['steps']} steps; grids in {run.path / 'grids'}; sample with: "
-               f"lab sample {run.path} --genre {info['genres_seen'][0]} --decade {info['decades_seen'][-1]}")
+               f"lab sample {run.path} --genre {genre} --decade {decade}")
 
 
 @app.command("sample")
