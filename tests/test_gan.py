@@ -114,6 +114,16 @@ def test_sampling_is_deterministic_and_rejects_unknown_conditions(trained, tmp_p
         sample_run(trained, ["Horror"], ["1950"], 2, 0, out1)
 
 
+def test_an_unconditional_run_samples_other_posters_for_each_condition(posters, tmp_path):
+    _, run = _train(posters, tmp_path / "uncond", steps=5, conditional=False)
+    _, summary = sample_run(run.path, ["Horror", "Drama"], ["1950"], 2, seed=5, out=tmp_path / "u")
+    first = [np.asarray(Image.open(tmp_path / "u" / f"{c}-1950s-0000.png")) for c in ("horror", "drama")]
+    assert not np.array_equal(*first) and summary["conditional"] is False
+    again, _ = sample_run(run.path, ["Horror", "Drama"], ["1950"], 2, seed=5, out=tmp_path / "again")
+    assert all((again / r["file"]).read_bytes() == (tmp_path / "u" / r["file"]).read_bytes()
+               for r in summary["images"])
+
+
 def test_condition_parsing():
     known = ["Action", "Comedy", "Horror"]
     conditions = parse_conditions(["comedy+HORROR", "action"], ["1980s", "2010"], known, [1980, 2010])

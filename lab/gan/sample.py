@@ -37,13 +37,18 @@ def sample_run(run_dir: Path, genres: list[str] | None, decades: list[str] | Non
     if out.exists() and any(out.iterdir()):
         raise LabError(f"{out} is not empty; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    # The same noise for every condition: rows of the grid differ only by what was asked for.
-    z = torch.randn(n, info["model"]["z_dim"], generator=torch.Generator().manual_seed(seed))
+    # The same noise for every condition: rows of the grid differ only by what was asked for. An
+    # unconditional generator ignores the condition, so there each condition draws noise of its own,
+    # or its conditions would repeat the same posters (and score as a set of duplicates).
+    conditional = info["model"]["conditional"]
+    z = torch.randn(n * (1 if conditional else len(conditions)), info["model"]["z_dim"],
+                    generator=torch.Generator().manual_seed(seed))
     records, pixels = [], []
-    for condition in conditions:
+    for k_condition, condition in enumerate(conditions):
         y, d = condition_tensors([condition], info["genres"], info["decades"])
+        z_condition = z if conditional else z[k_condition * n:(k_condition + 1) * n]
         for start in range(0, n, batch_size):
-            zb = z[start:start + batch_size]
+            zb = z_condition[start:start + batch_size]
             with torch.no_grad():
                 images = to_uint8(generator(zb, y.expand(len(zb), -1), d.expand(len(zb))))
             for k, image in enumerate(images):
