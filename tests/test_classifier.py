@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,12 +13,13 @@ from lab.checkpoint import load_state
 from lab.classifier.augment import augment_posters
 from lab.classifier.metrics import (average_precision, decade_metrics, f1_scores, macro_map, micro_map,
                                     seven_genre_accuracy, top3_hit, tune_thresholds)
-from lab.classifier.model import GenreClassifier
+from lab.classifier.model import GenreClassifier, genre_loss
 from lab.cli import main
 from lab.data.synthetic import make_synthetic_posters
 from lab.errors import LabError
 
 TORCH_HOME = SHARED / "torch-home"
+RECIPES = Path(__file__).parent.parent / "recipes"
 
 
 @pytest.fixture(autouse=True)
@@ -108,6 +110,35 @@ def test_progressive_unfreezing_trains_top_blocks_only():
     assert all(p.requires_grad for p in model.genre_head.parameters())
 
 
+def test_tapped_blocks_join_the_pooled_features():
+    model = GenreClassifier("mobilenet_v2", 5, 3, weights=None, taps=(6, 13)).eval()
+    # MobileNetV2's blocks 6 and 13 end with 32 and 96 channels; the last features are 1280 wide.
+    assert model.genre_head.in_features == 32 + 96 + 1280
+    images = torch.randint(0, 256, (2, 3, 96, 64), dtype=torch.uint8)
+    assert model.features(images).shape == (2, 1408) and model(images)[0].shape == (2, 5)
+    with pytest.raises(LabError, match="out of range"):
+        GenreClassifier("mobilenet_v2", 5, 3, weights=None, taps=(19,))
+
+
+def test_weighted_genre_loss_keeps_probabilities_calibrated():
+    # A single logit fitted to a genre that 10% of posters carry, with its positives weighted 3x.
+    targets = (torch.arange(1000) < 100).float().unsqueeze(1)
+    weight = torch.tensor([3.0])
+    fitted = {}
+    for name, loss_fn in {"shifted": genre_loss,
+                          "plain": lambda z, y, w: torch.nn.functional.binary_cross_entropy_with_logits(
+                              z, y, pos_weight=w)}.items():
+        logit = torch.zeros(1, requires_grad=True)
+        opt = torch.optim.Adam([logit], lr=0.05)
+        for _ in range(500):
+            opt.zero_grad()
+            loss_fn(logit.expand(1000, 1), targets, weight).backward()
+            opt.step()
+        fitted[name] = torch.sigmoid(logit).item()
+    assert fitted["shifted"] == pytest.approx(0.10, abs=0.005)
+    assert fitted["plain"] == pytest.approx(0.25, abs=0.01)  # 3 * 0.1 / (3 * 0.1 + 0.9): inflated
+
+
 def test_missing_weights_is_a_one_line_error(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     with pytest.raises(LabError, match="mobilenet_v2-b0353104.pth"):
@@ -130,8 +161,9 @@ def trained_run(tmp_path_factory):
     data = make_synthetic_posters(tmp_path_factory.mktemp("cls") / "posters", 240, seed=5)
     out = tmp_path_factory.mktemp("runs") / "run"
     os.environ["TORCH_HOME"] = str(TORCH_HOME)
-    run_cli("train-classifier", "--data", data, "--out", out, "--size", "64x96", "--schedule", "1:0,2:0.5,2:1",
-            "--batch-size", "32", "--seed", "0")
+    # The full recipe as users run it (tapped blocks, moving average), shrunk by flags that win over it.
+    run_cli("train-classifier", "--data", data, "--out", out, "--recipe", RECIPES / "classifier-full.toml",
+            "--size", "64x96", "--schedule", "1:0,2:0.5,2:1", "--batch-size", "32", "--seed", "0")
     return data, out
 
 
@@ -181,7 +213,7 @@ def _train_args(data, out):
 
 def test_killed_run_resumes_to_the_same_result(tmp_path):
     data = make_synthetic_posters(tmp_path / "posters", 600, seed=2)
-    (tmp_path / "recipe.toml").write_text("checkpoint_every = 2\n")
+    (tmp_path / "recipe.toml").write_text("checkpoint_every = 2\nema = 0.9\n")  # the average resumes too
     env = {**os.environ, "TORCH_HOME": str(TORCH_HOME)}
     subprocess.run(_train_args(data, tmp_path / "whole"), check=True, env=env, capture_output=True)
 

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from lab.checkpoint import save_weights
 from lab.classifier.metrics import macro_map, tune_thresholds
-from lab.classifier.model import GenreClassifier
+from lab.classifier.model import GenreClassifier, genre_loss
 
 PROBE_FILE = "baselines/linear_probe.safetensors"
 WEIGHT_DECAYS = (1e-4, 1e-3, 1e-2)  # chosen on validation, as an honest probe is
@@ -40,7 +40,7 @@ def fit_linear_heads(features: torch.Tensor, genres: torch.Tensor, decades: torc
     opt = torch.optim.Adam(params, lr=1e-2, weight_decay=weight_decay)
     for _ in range(steps):
         opt.zero_grad()
-        loss = (F.binary_cross_entropy_with_logits(genre_head(features), genres, pos_weight=pos_weight)
+        loss = (genre_loss(genre_head(features), genres, pos_weight)
                 + F.cross_entropy(decade_head(features), decades))
         loss.backward()
         opt.step()

@@ -33,7 +33,8 @@ def load_model(run_dir: Path, info: dict, name: str = "classifier") -> GenreClas
     entry = info["models"].get(name)
     if entry is None:
         raise LabError(f"{run_dir} has no trained {name}")
-    model = GenreClassifier(entry["backbone"], len(info["genres"]), len(info["decades"]), weights=None)
+    model = GenreClassifier(entry["backbone"], len(info["genres"]), len(info["decades"]), weights=None,
+                            taps=entry.get("taps", ()))
     load_weights(model, Path(run_dir) / entry["file"])
     return model.eval()
 

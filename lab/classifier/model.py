@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 import torchvision
 from torch import nn
 
@@ -97,12 +98,28 @@ def backbone_blocks(backbone: nn.Module) -> list[nn.Module]:
 
 
 class GenreClassifier(nn.Module):
-    """uint8-range images in, (genre logits (B, G), decade logits (B, D)) out."""
+    """uint8-range images in, (genre logits (B, G), decade logits (B, D)) out.
+
+    `taps` names backbone blocks (indices into `backbone_blocks`) whose globally pooled outputs join
+    the last features: genre lives in colour, type and layout as much as in ImageNet's objects, and
+    those are read at every depth.
+    """
 
     def __init__(self, backbone: str, n_genres: int, n_decades: int, weights: str | None = None,
-                 dropout: float = 0.2):
+                 dropout: float = 0.2, taps: tuple[int, ...] = ()):
         super().__init__()
         self.backbone, width = build_backbone(backbone, weights)
+        self.taps = tuple(taps)
+        self._tapped: list[torch.Tensor] = []
+        if self.taps:
+            blocks = backbone_blocks(self.backbone)
+            if max(self.taps) >= len(blocks) or min(self.taps) < 0:
+                raise LabError(f"taps {list(self.taps)} out of range: {backbone} has blocks 0..{len(blocks) - 1}")
+            for k in self.taps:
+                blocks[k].register_forward_hook(self._keep)
+            with torch.no_grad():
+                width = self._pooled(self.backbone.eval()(torch.zeros(1, 3, 64, 64))).shape[1]
+            self.backbone.train()
         self.dropout = nn.Dropout(dropout)
         self.genre_head = nn.Linear(width, n_genres)
         self.decade_head = nn.Linear(width, n_decades)
@@ -110,10 +127,17 @@ class GenreClassifier(nn.Module):
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.to(memory_format=torch.channels_last)  # 2-4x faster convolutions on CPU
 
+    def _keep(self, module, inputs, output):
+        self._tapped.append(output)
+
+    def _pooled(self, last: torch.Tensor) -> torch.Tensor:
+        tapped, self._tapped = self._tapped, []
+        return torch.cat([t.float().mean((2, 3)) for t in tapped] + [last.float()], 1) if tapped else last
+
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Penultimate features of images given as uint8 or floats in [0, 255]."""
         x = (images.float() / 255 - self.mean) / self.std
-        return self.backbone(x.contiguous(memory_format=torch.channels_last))
+        return self._pooled(self.backbone(x.contiguous(memory_format=torch.channels_last)))
 
     def forward(self, images: torch.Tensor):
         h = self.dropout(self.features(images))
@@ -130,3 +154,13 @@ class GenreClassifier(nn.Module):
             trainable = k >= len(blocks) - n
             block.requires_grad_(trainable)
             block.train(trainable and self.training)
+
+
+def genre_loss(logits: torch.Tensor, targets: torch.Tensor, pos_weight: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy with rare genres' positives weighted up, on logits shifted by log(weight).
+
+    Weighting positives by w moves the optimal logit up by log(w); the shift inside the loss takes
+    that back out, so the model's own sigmoid stays a calibrated probability that can be compared
+    across genres (top genres, 7-genre argmax) while the rare genres keep their larger gradients.
+    """
+    return F.binary_cross_entropy_with_logits(logits.float() + pos_weight.log(), targets, pos_weight=pos_weight)

@@ -9,6 +9,7 @@ and continues exactly where it stopped with `resume`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -27,7 +28,7 @@ from lab.classifier.augment import augment_posters
 from lab.classifier.baselines import train_linear_probe
 from lab.classifier.inference import RUN_FILE
 from lab.classifier.metrics import macro_map, tune_thresholds
-from lab.classifier.model import SCRATCH_CNN, GenreClassifier
+from lab.classifier.model import SCRATCH_CNN, GenreClassifier, genre_loss
 from lab.data.filters import DataOptions
 from lab.data.images import parse_size
 from lab.data.poster_dataset import PosterDataset, Posters, open_posters
@@ -45,6 +46,8 @@ class ClassifierOptions(DataOptions):
     weights: str | None = "IMAGENET1K_V1"  # None: from scratch
     # [epochs, share of backbone blocks trained, from the top]: heads first, then unfreeze progressively.
     schedule: list = field(default_factory=lambda: [[2, 0.0], [2, 0.3], [4, 1.0]])
+    taps: list = field(default_factory=list)  # backbone blocks whose pooled outputs join the head's input
+    ema: float = 0.0  # decay of the weights' moving average that is evaluated and kept; 0: none
     batch_size: int = 64
     grad_accum: int = 1
     lr: float = 1e-3  # heads
@@ -89,10 +92,11 @@ def train_classifier(opts: ClassifierOptions, run: Run, *, resume: bool = False,
 
     if "classifier" not in models:
         torch.manual_seed(opts.seed)  # the heads' initial weights belong to the run's seed too
-        model = GenreClassifier(opts.backbone, len(posters.genres), len(posters.decades), opts.weights)
+        model = GenreClassifier(opts.backbone, len(posters.genres), len(posters.decades), opts.weights,
+                                taps=opts.taps)
         models["classifier"] = fit(model, posters, opts, run, "checkpoints", accelerator, resume, progress,
                                    name="classifier")
-        models["classifier"]["backbone"], models["classifier"]["weights"] = opts.backbone, opts.weights
+        models["classifier"].update(backbone=opts.backbone, weights=opts.weights, taps=list(opts.taps))
         _save_info(info, run, accelerator)
     if opts.baselines and "linear_probe" not in models and opts.weights is not None:
         models["linear_probe"] = train_linear_probe(posters, opts, run, accelerator,
@@ -101,7 +105,8 @@ def train_classifier(opts: ClassifierOptions, run: Run, *, resume: bool = False,
     if opts.baselines and "scratch_cnn" not in models:
         # The earlier Keras project's small CNN, from scratch, with the same epochs and augmentation.
         cnn_opts = ClassifierOptions(**{**asdict(opts), "backbone": SCRATCH_CNN, "weights": None,
-                                        "schedule": [[opts.epochs, 1.0]], "backbone_lr": opts.lr})
+                                        "schedule": [[opts.epochs, 1.0]], "backbone_lr": opts.lr,
+                                        "taps": []})
         torch.manual_seed(opts.seed)
         model = GenreClassifier(SCRATCH_CNN, len(posters.genres), len(posters.decades), None, dropout=0.0)
         models["scratch_cnn"] = fit(model, posters, cnn_opts, run, "baselines/scratch_cnn", accelerator, resume,
@@ -149,10 +154,12 @@ def fit(model: GenreClassifier, posters: Posters, opts: ClassifierOptions, run: 
     steps_per_epoch = math.ceil(len(train_ds) / (opts.batch_size * accelerator.num_processes * opts.grad_accum))
     total_steps = max(1, steps_per_epoch * opts.epochs)
     state = {"epoch": 0, "batch": 0, "step": 0, "best": -1.0, "best_epoch": -1, "stale": 0}
+    ema = {k: v.detach().clone() for k, v in model.state_dict().items()} if opts.ema else None
     if resume and (ckpt / "state.pt").exists():
         saved = load_state(ckpt / "state.pt")
         model.load_state_dict(saved.pop("model"))
         optimizer.load_state_dict(saved.pop("optimizer"))
+        ema = saved.pop("ema", ema)
         state.update(saved)
         log.info("%s: resuming at epoch %d, batch %d", name, state["epoch"], state["batch"])
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -163,9 +170,15 @@ def fit(model: GenreClassifier, posters: Posters, opts: ClassifierOptions, run: 
         # Resuming reads one file, renamed into place whole: weights, optimizer and counters can
         # never come from different steps. last.safetensors is the same weights, for users.
         if accelerator.is_main_process:
-            save_state({"model": unwrapped.state_dict(), "optimizer": optimizer.state_dict(), **state},
+            save_state({"model": unwrapped.state_dict(), "optimizer": optimizer.state_dict(), "ema": ema, **state},
                        ckpt / "state.pt")
             save_weights(unwrapped, ckpt / "last.safetensors")
+
+    def evaluated():
+        """The weights that are scored and kept: the moving average where there is one."""
+        if ema is None:
+            return contextlib.nullcontext()
+        return _swapped_in(unwrapped, ema)
 
     while state["epoch"] < opts.epochs and state["stale"] < opts.patience:
         epoch = state["epoch"]
@@ -183,7 +196,7 @@ def fit(model: GenreClassifier, posters: Posters, opts: ClassifierOptions, run: 
             torch.manual_seed(generator.initial_seed())  # dropout too repeats exactly after a resume
             with accelerator.accumulate(model):
                 genre_logits, decade_logits = model(augment_posters(images, generator))
-                loss = (F.binary_cross_entropy_with_logits(genre_logits.float(), genres, pos_weight=weights)
+                loss = (genre_loss(genre_logits, genres, weights)
                         + opts.decade_weight * F.cross_entropy(decade_logits.float(), decades))
                 accelerator.backward(loss)
                 _set_lr(optimizer, state["step"], total_steps, opts.warmup)
@@ -191,6 +204,8 @@ def fit(model: GenreClassifier, posters: Posters, opts: ClassifierOptions, run: 
                 optimizer.zero_grad(set_to_none=True)
             if accelerator.sync_gradients:
                 state["step"] += 1
+                if ema is not None:  # short warm-up: the average should not remember the random heads long
+                    _update_ema(ema, unwrapped, min(opts.ema, (1 + state["step"]) / (10 + state["step"])))
             state["batch"] += 1
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
@@ -198,16 +213,17 @@ def fit(model: GenreClassifier, posters: Posters, opts: ClassifierOptions, run: 
                 save_last()
         bar.close()
         seconds = time.perf_counter() - started
-        scores, _ = predict(model, posters.dataset("val"), opts.batch_size * 2, accelerator)
-        val_map = macro_map(scores, posters.genre_matrix[posters.parts["val"]])
+        with evaluated():
+            scores, _ = predict(model, posters.dataset("val"), opts.batch_size * 2, accelerator)
+            val_map = macro_map(scores, posters.genre_matrix[posters.parts["val"]])
+            if val_map > state["best"] and accelerator.is_main_process:
+                save_weights(unwrapped, ckpt / "best.safetensors")
         record = {"model": name, "epoch": epoch + 1, "step": state["step"], "train_loss": float(np.mean(losses)),
                   "val_macro_map": val_map, "trained_share": opts.trained_share(epoch),
                   "epoch_seconds": round(seconds, 1), "train_posters_per_s": round(len(order) / seconds, 1)}
         state.update(epoch=epoch + 1, batch=0)
         if val_map > state["best"]:
             state.update(best=val_map, best_epoch=epoch + 1, stale=0)
-            if accelerator.is_main_process:
-                save_weights(unwrapped, ckpt / "best.safetensors")
         else:
             state["stale"] += 1
         if accelerator.is_main_process:
@@ -220,6 +236,26 @@ def fit(model: GenreClassifier, posters: Posters, opts: ClassifierOptions, run: 
     thresholds = tune_thresholds(scores, posters.genre_matrix[posters.parts["val"]])
     return {"file": f"{folder}/best.safetensors", "best_epoch": state["best_epoch"],
             "val_macro_map": state["best"], "thresholds": thresholds.tolist(), "epochs_run": state["epoch"]}
+
+
+def _update_ema(ema: dict, model: torch.nn.Module, decay: float) -> None:
+    with torch.no_grad():
+        for name, value in model.state_dict().items():
+            if value.dtype.is_floating_point:
+                ema[name].lerp_(value, 1 - decay)
+            else:
+                ema[name].copy_(value)
+
+
+@contextlib.contextmanager
+def _swapped_in(model: torch.nn.Module, weights: dict):
+    """Run the block with `weights` loaded into `model`, then put its own weights back."""
+    own = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(weights)
+    try:
+        yield
+    finally:
+        model.load_state_dict(own)
 
 
 def _set_lr(optimizer, step: int, total: int, warmup: float) -> None:
