@@ -137,6 +137,7 @@ class GenreClassifier(nn.Module):
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Penultimate features of images given as uint8 or floats in [0, 255]."""
         x = (images.float() / 255 - self.mean) / self.std
+        self._tapped = []  # nothing left from a forward pass that did not end here
         return self._pooled(self.backbone(x.contiguous(memory_format=torch.channels_last)))
 
     def forward(self, images: torch.Tensor):
