@@ -118,6 +118,8 @@ def test_tapped_blocks_join_the_pooled_features():
     assert model.features(images).shape == (2, 1408) and model(images)[0].shape == (2, 5)
     with pytest.raises(LabError, match="out of range"):
         GenreClassifier("mobilenet_v2", 5, 3, weights=None, taps=(19,))
+    with pytest.raises(LabError, match="out of range"):
+        GenreClassifier("mobilenet_v2", 5, 3, weights=None, taps=("6",))
 
 
 def test_weighted_genre_loss_keeps_probabilities_calibrated():

@@ -113,7 +113,7 @@ class GenreClassifier(nn.Module):
         self._tapped: list[torch.Tensor] = []
         if self.taps:
             blocks = backbone_blocks(self.backbone)
-            if max(self.taps) >= len(blocks) or min(self.taps) < 0:
+            if not all(isinstance(k, int) and 0 <= k < len(blocks) for k in self.taps):
                 raise LabError(f"taps {list(self.taps)} out of range: {backbone} has blocks 0..{len(blocks) - 1}")
             for k in self.taps:
                 blocks[k].register_forward_hook(self._keep)
