@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 from dataclasses import asdict
@@ -33,6 +34,7 @@ OutOpt = Annotated[Optional[Path], typer.Option(
     "--out", help="Run folder. Default: the next numbered folder under runs/, named after what is trained.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; the same seed repeats the run.")]
 DEFAULT_DATA = Path("data/posters")
+USER_FIXABLE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES}
 
 
 def _filter(genre, decade, year_min, year_max):
@@ -60,7 +62,7 @@ def data_import(
         "--kaggle-csv", help="Kaggle 'Movie Genre from its Poster' MovieGenre.csv (imdbId, Title with "
                              "'(YYYY)', Genre, Poster URL).")] = None,
     csv: Annotated[Optional[Path], typer.Option(
-        "--csv", help="Any CSV; name its columns with --id-col, --title-col, --year-col, --genre-col.")] = None,
+        "--csv", help="Any CSV; say which column is which with the --*-col options.")] = None,
     images: Annotated[Optional[Path], typer.Option(
         "--images", help="Folder of the posters the CSV names (default file name: <id>.jpg).")] = None,
     id_col: Annotated[str, typer.Option("--id-col", help="With --csv: the id column.")] = "imdb_id",
@@ -76,6 +78,10 @@ def data_import(
     download: Annotated[bool, typer.Option(
         "--download", help="Download posters missing from --images from their URL; rerun to resume.")] = False,
     workers: Annotated[int, typer.Option("--workers", help="Parallel downloads at most.")] = 8,
+    allow_private_urls: Annotated[bool, typer.Option(
+        "--allow-private-urls", help="Let --download fetch from loopback and private-network addresses (your "
+                                     "own mirror); refused by default, so that a CSV cannot reach into your "
+                                     "network.")] = False,
 ) -> None:
     """Build a dataset folder from a Kaggle MovieGenre.csv or any CSV plus a folder of images."""
     from lab.data.importer import KAGGLE, Columns, import_dataset
@@ -83,11 +89,14 @@ def data_import(
         raise LabError("give exactly one of --kaggle-csv FILE or --csv FILE")
     columns = KAGGLE if kaggle_csv else Columns(id=id_col, title=title_col, genres=genre_col, year=year_col,
                                                 image=image_col, url=url_col, genre_sep=genre_sep)
-    report = import_dataset(kaggle_csv or csv, images, out, columns, download=download, workers=workers)
+    report = import_dataset(kaggle_csv or csv, images, out, columns, download=download, workers=workers,
+                            allow_private=allow_private_urls)
     typer.echo(f"imported {report.kept} posters into {out} ({report.downloaded} downloaded), "
-               f"{len(report.skipped)} rows skipped")
+               f"{len(report.skipped)} rows skipped, {len(report.neutralised)} cells neutralised")
     for s in report.skipped:
         typer.echo(f"  {s}")
+    for n in report.neutralised:
+        typer.echo(f"  {n}")
     typer.echo(f"check it with: lab data check {out}")
 
 
@@ -162,6 +171,7 @@ def train_classifier(
         run = Run.create(out, f"classifier-{slug}", asdict(opts))
     typer.echo(f"run folder: {run.path}")
     info = train(opts, run, resume=resume)
+    run.finish()
     best = info["models"]["classifier"]
     typer.echo(f"best validation macro mAP {best['val_macro_map']:.3f} at epoch {best['best_epoch']}; "
                f"evaluate with: lab evaluate {run.path}")
@@ -260,6 +270,7 @@ def train_gan(
         run = Run.create(out, f"gan{'' if opts.conditional else '-uncond'}-{slug}", asdict(opts))
     typer.echo(f"run folder: {run.path}")
     info = train(opts, run, resume=resume)
+    run.finish()
     # Suggest what the run was trained for: its filter's genre and decade, else the first it knows.
     genre = (info["filter"]["genres"] or info["genres_seen"])[0]
     decade = (info["filter"]["decades"] or info["decades_seen"])[-1]
@@ -340,6 +351,13 @@ def main(argv: list[str] | None = None) -> None:
         app(args=argv, prog_name="lab")
     except LabError as e:
         typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except OSError as e:
+        if e.errno not in USER_FIXABLE_ERRNOS:
+            raise
+        # A full disk or a folder the user cannot write: theirs to fix, wherever the write was.
+        typer.echo(f"error: {e.strerror}: {e.filename or 'a file the command writes'}; free some space or choose "
+                   "a writable folder", err=True)
         sys.exit(2)
 
 

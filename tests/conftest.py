@@ -40,7 +40,7 @@ def shared_rows(n: int, start: int = 0) -> list[dict]:
 def write_dataset(folder: Path, rows: list[dict]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "metadata.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, ["imdb_id", "title", "year", "genres", "image"])
+        w = csv.DictWriter(f, ["imdb_id", "title", "year", "genres", "image"], extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
     return folder

@@ -111,8 +111,9 @@ def test_download_is_parallel_bounded_and_resumable(real_subset, poster_server, 
     rows.append(("555", "Not HTTP", "1999", "Drama", "file:///etc/passwd"))
     write_kaggle_csv(tmp_path / "MovieGenre.csv", rows)
     out = tmp_path / "out"
+    # The test server is on loopback, which --download refuses unless allowed (see test_faults.py).
     report = import_dataset(tmp_path / "MovieGenre.csv", None, out, KAGGLE, download=True, workers=4,
-                            progress=False)
+                            progress=False, allow_private=True)
     assert report.kept == report.downloaded == len(table)
     reasons = {s.imdb_id: s.reason for s in report.skipped}
     assert "HTTP 404" in reasons["404404"] and "not an http" in reasons["555"]
@@ -121,6 +122,7 @@ def test_download_is_parallel_bounded_and_resumable(real_subset, poster_server, 
     # A rerun fetches only what is still missing: one poster deleted, plus the dead link.
     (out / "images" / f"{table.posters['imdb_id'].iat[0]}.jpg").unlink()
     hits.clear()
-    again = import_dataset(tmp_path / "MovieGenre.csv", None, out, KAGGLE, download=True, progress=False)
+    again = import_dataset(tmp_path / "MovieGenre.csv", None, out, KAGGLE, download=True, progress=False,
+                           allow_private=True)
     assert sorted(hits) == sorted([f"/{table.posters['imdb_id'].iat[0]}.jpg", "/404404.jpg"])
     assert again.kept == len(table) and not list((out / "images").glob("*.part"))

@@ -3,6 +3,8 @@
 The cache is keyed by a fingerprint of the dataset (metadata.csv and every image's size and
 mtime) and the image size, so it is rebuilt when either changes. Two runs that build it at once
 serialise on a lock file; the array and its index appear only when complete (atomic rename).
+Before every use the array's header and size are checked against the dataset: a truncated or
+foreign array is rebuilt, not trusted.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +22,8 @@ import numpy as np
 from lab.data.images import decode_many
 from lab.data.metadata import PosterTable
 from lab.errors import LabError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -58,10 +63,43 @@ def load_image_cache(table: PosterTable, size: tuple[int, int], *, workers: int 
     array, index = base.with_suffix(".npy"), base.with_suffix(".json")
     with open(base.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not index.exists():
+        _remove_partial_writes(base)
+        problem = _damage(array, index, len(table), size) if index.exists() else None
+        if problem:
+            log.warning("image cache %s is damaged (%s); building it again", array, problem)
+        if problem or not index.exists():
             _build(table, size, array, index, workers, progress)
     bad = json.loads(index.read_text())["bad"]
     return ImageCache(np.load(array, mmap_mode="r"), bad, array)
+
+
+def _remove_partial_writes(base: Path) -> None:
+    """A build killed mid-way leaves its temporary files; under the lock no other build is running."""
+    for tmp in base.parent.glob(f"{base.name}.*.tmp*"):
+        tmp.unlink(missing_ok=True)
+
+
+def _damage(array: Path, index: Path, n: int, size: tuple[int, int]) -> str | None:
+    """Why the cache's files cannot be trusted (None: they can): checked before every use, so that a
+    truncated or foreign array is rebuilt instead of feeding wrong pixels."""
+    try:
+        meta = json.loads(index.read_text())
+        if not isinstance(meta, dict) or not isinstance(meta.get("bad"), dict):
+            return f"{index.name} is not a cache index"
+        with open(array, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(f)
+            data_start = f.tell()
+    except (OSError, ValueError) as e:  # missing, torn, or not an .npy file
+        return str(e).splitlines()[0] if str(e) else type(e).__name__
+    expected = (n, size[1], size[0], 3)
+    if tuple(shape) != expected or dtype != np.uint8 or fortran:
+        return f"holds {dtype} {'x'.join(map(str, shape))}, not uint8 {'x'.join(map(str, expected))}"
+    if array.stat().st_size != data_start + int(np.prod(expected)):
+        return f"{array.stat().st_size:,} bytes, not {data_start + int(np.prod(expected)):,}: truncated"
+    return None
 
 
 def _build(table: PosterTable, size, array: Path, index: Path, workers, progress) -> None:

@@ -2,15 +2,20 @@
 
 Rows are mapped onto the dataset's columns, validated like any dataset, optionally downloaded,
 every image is decoded once to prove it usable, and the good ones are copied into the new folder.
+Hostile cells are refused or neutralised row by row, each named in the report, so that no good
+row is lost: cells far too long, formula-like titles (a spreadsheet would run them), genres that
+are formulas, control characters such as NUL, bytes that are not UTF-8 in a UTF-8 file, rows with
+more cells than the header.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -39,40 +44,100 @@ class Columns:
 KAGGLE = Columns(id="imdbId", title="Title", genres="Genre", url="Poster")
 
 
+# Longest cell read from a used column: ids, titles, genres, paths and URLs are far shorter, and a
+# multi-megabyte cell is a broken or hostile file.
+MAX_CELL = 4096
+FORMULA_START = ("=", "+", "-", "@")  # what spreadsheets read as a formula (OWASP's CSV injection list)
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+NOT_UTF8 = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, after decoding with surrogateescape
+UTF8_BEYOND_ASCII = re.compile("[^\x00-\x7f\udc80-\udcff]")
+
+
+@dataclass
+class Neutralised:
+    """A cell that was changed to be safe, and how; its row was kept."""
+
+    row: int
+    imdb_id: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"line {self.row} (id {self.imdb_id or '?'}): {self.what}"
+
+
 @dataclass
 class ImportReport:
     out: Path
     kept: int
     skipped: list[Skipped]
     downloaded: int
+    neutralised: list[Neutralised] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"out": str(self.out), "kept": self.kept, "downloaded": self.downloaded,
-                "skipped": [vars(s) for s in self.skipped]}
+                "skipped": [vars(s) for s in self.skipped], "neutralised": [vars(n) for n in self.neutralised]}
 
 
-def read_source_csv(path: Path) -> pd.DataFrame:
+@dataclass
+class SourceCsv:
+    """The source's cells as text, with what reading it had to refuse or repair, by line."""
+
+    frame: pd.DataFrame
+    refused: dict[int, str]  # line -> why the whole row is left out
+    notes: list[tuple[int, str]]  # (line, what was repaired)
+
+
+def read_source_csv(path: Path) -> SourceCsv:
+    """Every row of the CSV as strings (line = row index + 2). UTF-8, or Latin-1 as Kaggle's file is; in a
+    UTF-8 file, a cell with bytes that are not UTF-8 is read as Latin-1 and noted."""
     if not Path(path).is_file():
         raise LabError(f"no CSV file at {path}")
-    for encoding in ("utf-8", "latin-1"):  # Kaggle's MovieGenre.csv is latin-1
-        try:
-            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
-        except UnicodeDecodeError:
-            continue
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-            raise LabError(f"{path} is not a readable CSV ({str(e).splitlines()[0]})") from None
-    raise LabError(f"{path} is neither UTF-8 nor Latin-1 text")
+    data = Path(path).read_bytes()
+    text = data.decode("utf-8", "surrogateescape").removeprefix("\ufeff")
+    # A file with no UTF-8 beyond ASCII but other bytes is a Latin-1 file: nothing to note per row.
+    mixed = UTF8_BEYOND_ASCII.search(text) is not None
+    limit = csv.field_size_limit()
+    csv.field_size_limit(1 << 30)  # long cells are refused row by row below, not by failing the file
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as e:
+        raise LabError(f"{path} is not a readable CSV ({e})") from None
+    finally:
+        csv.field_size_limit(limit)
+    if not rows or not any(rows[0]):
+        raise LabError(f"{path} is empty: a CSV needs a header line and rows")
+    header = [_from_bytes(h) for h in rows[0]]
+    refused, notes, cells = {}, [], []
+    for line, row in enumerate(rows[1:], start=2):
+        if len(row) > len(header):
+            refused[line] = f"{len(row)} cells where the header has {len(header)}"
+        row = (row + [""] * len(header))[:len(header)]
+        fixed = [_from_bytes(c) for c in row]
+        broken = [h for h, a, b in zip(header, row, fixed) if a != b]
+        if broken and mixed:
+            notes.append((line, f"bytes that are not UTF-8 in {', '.join(broken)}, read as Latin-1"))
+        cells.append(fixed)
+    return SourceCsv(pd.DataFrame(cells, columns=header, dtype=str), refused, notes)
+
+
+def _from_bytes(cell: str) -> str:
+    """A cell decoded with surrogateescape: bytes that were not UTF-8 are read as Latin-1."""
+    if not NOT_UTF8.search(cell):
+        return cell
+    return cell.encode("utf-8", "surrogateescape").decode("latin-1")
 
 
 def import_dataset(csv_path: Path, images: Path | None, out: Path, columns: Columns, *, download: bool = False,
-                   workers: int = 8, progress: bool = True) -> ImportReport:
-    """Write `out`/metadata.csv and `out`/images/ from the source; returns what was kept and skipped."""
-    source = read_source_csv(Path(csv_path))
+                   workers: int = 8, progress: bool = True, allow_private: bool = False) -> ImportReport:
+    """Write `out`/metadata.csv and `out`/images/ from the source; returns what was kept, skipped and
+    neutralised. `allow_private` lets --download fetch from loopback and private-network addresses."""
+    read = read_source_csv(Path(csv_path))
+    source = read.frame
     wanted = [c for c in (columns.id, columns.title, columns.genres, columns.year, columns.image, columns.url) if c]
     missing = [c for c in wanted if c not in source.columns]
     if missing:
         raise LabError(f"{csv_path} lacks the column(s) {', '.join(missing)}; its columns are: "
-                       f"{', '.join(source.columns)}")
+                       f"{', '.join(map(repr, source.columns))}")
     if images is None and not download:
         raise LabError("give --images DIR (the posters named by the CSV), --download, or both")
     images = Path(images) if images else out / "images"
@@ -81,9 +146,12 @@ def import_dataset(csv_path: Path, images: Path | None, out: Path, columns: Colu
     out_images = out / "images"
     out_images.mkdir(parents=True, exist_ok=True)
 
+    source, refused, neutralised = _guard_cells(source, columns, wanted, read)
     records = _records(source, columns, images)
     table = validate_records(records, images, must_exist=False)
-    skipped = list(table.skipped)
+    # Refused rows reach validation blank, so that nothing of them is used; their reason is ours.
+    skipped = [Skipped(s.row, refused[s.row][0], refused[s.row][1]) if s.row in refused else s
+               for s in table.skipped]
     posters = table.posters
     line_of = {i: line for line, i in reversed(list(enumerate(records["imdb_id"], start=2)))}
 
@@ -93,8 +161,8 @@ def import_dataset(csv_path: Path, images: Path | None, out: Path, columns: Colu
         url_of = dict(reversed(list(zip(records["imdb_id"], records["url"]))))
         jobs = [(url_of[i], out_images / f"{i}{_suffix_of(url_of[i])}")
                 for i in posters.loc[missing, "imdb_id"] if url_of[i]]
-        results = {dest.stem: (dest, err) for dest, err in download_all(jobs, workers=workers,
-                                                                          progress=progress).items()}
+        fetched = download_all(jobs, workers=workers, progress=progress, allow_private=allow_private)
+        results = {dest.stem: (dest, err) for dest, err in fetched.items()}
         downloaded = sum(err is None for _, err in results.values())
         for row in posters.index[missing]:
             dest, err = results.get(posters.at[row, "imdb_id"], (None, "image file missing and no URL"))
@@ -127,9 +195,58 @@ def import_dataset(csv_path: Path, images: Path | None, out: Path, columns: Colu
         w.writerow(COLUMNS)
         w.writerows(rows)
     skipped.sort(key=lambda s: s.row)
-    report = ImportReport(out, len(rows), skipped, downloaded)
+    report = ImportReport(out, len(rows), skipped, downloaded, neutralised)
     (out / "import-report.json").write_text(json.dumps(report.to_dict(), indent=1))
     return report
+
+
+def _guard_cells(source: pd.DataFrame, columns: Columns, used: list[str], read: SourceCsv):
+    """Refuse or neutralise hostile cells, row by row, before anything uses them (a NUL in a path or a
+    10 MB id would break the file system calls that follow).
+
+    Returns the source with refused rows blanked, {line: (shown id, reason)} and what was neutralised.
+    """
+    source = source.copy()
+    refused = {line: (_shown(source.at[line - 2, columns.id]), why) for line, why in read.refused.items()}
+    neutralised = [Neutralised(line, _shown(source.at[line - 2, columns.id]), what) for line, what in read.notes]
+    for k, row in enumerate(source[used].itertuples(index=False)):
+        line, cells = k + 2, dict(zip(used, row))
+        imdb_id = _shown(cells[columns.id])
+        why = next((f"{name} cell is {len(text):,} characters, over the {MAX_CELL:,} limit"
+                    for name, text in cells.items() if len(text) > MAX_CELL), None)
+        for name in filter(None, (columns.id, columns.image)):
+            if why is None and CONTROL.search(cells[name]):
+                why = f"{name} has control characters ({_controls(cells[name])})"
+        genres = [g.strip() for g in CONTROL.sub("", cells[columns.genres]).split(columns.genre_sep)]
+        formula = next((g for g in genres if g.startswith(FORMULA_START)), None)
+        if why is None and formula:
+            why = f"genre {_shown(formula)} looks like a spreadsheet formula, not a genre"
+        if why or line in refused:
+            refused.setdefault(line, (imdb_id, why))
+            source.loc[k, used] = ""
+            continue
+        for name in (columns.title, columns.genres):
+            if CONTROL.search(cells[name]):
+                neutralised.append(Neutralised(line, imdb_id, f"{_controls(cells[name])} removed from {name}"))
+                source.at[k, name] = CONTROL.sub("", cells[name])
+        title = source.at[k, columns.title].strip()
+        if title.startswith(FORMULA_START):
+            neutralised.append(Neutralised(line, imdb_id, f"title {_shown(title)} looks like a spreadsheet formula; "
+                                                          "written with a leading ' so that it stays text"))
+            source.at[k, columns.title] = "'" + title
+    neutralised.sort(key=lambda n: n.row)
+    return source, refused, neutralised
+
+
+def _shown(text: str, most: int = 40) -> str:
+    """A cell as a report can show it: short, and quoted with escapes where it holds unprintable characters."""
+    short = text[:most] + ("..." if len(text) > most else "")
+    return short if short.isprintable() else repr(short)
+
+
+def _controls(text: str) -> str:
+    """Names the control characters in `text`, NUL first: 'NUL bytes', 'control characters'."""
+    return "NUL bytes" if "\x00" in text else "control characters"
 
 
 def _records(source: pd.DataFrame, columns: Columns, images: Path) -> pd.DataFrame:

@@ -8,11 +8,11 @@ posters are test posters, and the classifier's test posters never leak into late
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
 
+from lab.checkpoint import read_json, save_json
 from lab.data.metadata import PosterTable
 from lab.errors import LabError
 
@@ -63,16 +63,21 @@ def _cover_every_genre(table: PosterTable, split: dict[str, list[str]]) -> None:
 
 
 def save_split(split: dict[str, list[str]], path: Path, *, seed: int, fingerprint: str) -> None:
-    data = {"seed": seed, "dataset": fingerprint, **{p: split[p] for p in PARTS}}
-    Path(path).write_text(json.dumps(data, indent=1))
+    save_json({"seed": seed, "dataset": fingerprint, **{p: split[p] for p in PARTS}}, path)
 
 
 def load_split(path: Path) -> dict[str, list[str]]:
-    try:
-        data = json.loads(Path(path).read_text())
-        return {p: list(map(str, data[p])) for p in PARTS}
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise LabError(f"cannot read the split {path}: {e}") from None
+    """A recorded split; a damaged one is a LabError, since a wrong split would leak test posters."""
+    remedy = ("delete it and resume the run that wrote it (`lab train-... --out RUN --resume`): the split is "
+              "made again from the dataset and the split seed")
+    data = read_json(path, "split file", remedy)
+    parts = {p: data.get(p) for p in PARTS}
+    if not all(isinstance(ids, list) and all(isinstance(i, str) for i in ids) for ids in parts.values()):
+        raise LabError(f"split file {path} is damaged (it needs lists of ids for {', '.join(PARTS)}); {remedy}")
+    seen = [i for ids in parts.values() for i in ids]
+    if len(seen) != len(set(seen)):
+        raise LabError(f"split file {path} is damaged (a poster is in two parts); {remedy}")
+    return parts
 
 
 def part_indices(table: PosterTable, split: dict[str, list[str]]) -> dict[str, np.ndarray]:

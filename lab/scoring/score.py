@@ -8,14 +8,13 @@ and precision/recall compare each condition's samples with those real posters.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from lab.checkpoint import save_json
+from lab.checkpoint import read_json, save_json
 from lab.classifier.inference import classify_images, load_model, load_run_info
 from lab.data.filters import PosterFilter
 from lab.data.poster_dataset import open_posters
@@ -114,11 +113,16 @@ def _read_samples(samples_dir: Path) -> tuple[dict, np.ndarray]:
     path = samples_dir / SAMPLES_FILE
     if not path.is_file():
         raise LabError(f"{samples_dir} has no {SAMPLES_FILE}; score-samples reads the folders `lab sample` writes")
+    remake = "make the samples again with `lab sample RUN --out DIR`"
+    summary = read_json(path, "samples file", remake)
     try:
-        summary = json.loads(path.read_text())
         records, (width, height) = summary["images"], summary["size"]
-    except (ValueError, KeyError, TypeError):
-        raise LabError(f"{path} is not a samples file written by `lab sample`") from None
+        read_conditions(summary)
+        complete = all({"file", "genres", "decade"} <= r.keys() for r in records)
+    except (ValueError, KeyError, TypeError, AttributeError):  # parts missing or of the wrong kind
+        complete = False
+    if not complete:
+        raise LabError(f"samples file {path} is damaged (it lacks images, sizes or conditions); {remake}")
     if not records:
         raise LabError(f"{path} lists no image")
     pixels = []
@@ -129,8 +133,8 @@ def _read_samples(samples_dir: Path) -> tuple[dict, np.ndarray]:
                     raise LabError(f"{samples_dir / r['file']} is {im.size[0]}x{im.size[1]}, but {SAMPLES_FILE} "
                                    f"says the samples are {width}x{height}")
                 pixels.append(np.asarray(im.convert("RGB")))
-        except (FileNotFoundError, UnidentifiedImageError) as e:
-            raise LabError(f"cannot read sample {samples_dir / r['file']}: {e}") from None
+        except (OSError, UnidentifiedImageError) as e:  # OSError: missing, or a truncated PNG
+            raise LabError(f"cannot read sample {samples_dir / r['file']}: {e}; {remake}") from None
     return summary, np.stack(pixels)
 
 
