@@ -207,16 +207,25 @@ def predict(
     images: Annotated[list[Path], typer.Argument(help="Poster image files.")],
     top: Annotated[int, typer.Option("--top", help="How many genres to show per poster.")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (all genres) instead of lines.")] = False,
+    cam: Annotated[bool, typer.Option(
+        "--cam", help="Also write a Grad-CAM heatmap over each poster (where the classifier found its most "
+                      "probable genre) as <poster name>-cam.png in --cam-dir.")] = False,
+    cam_dir: Annotated[Path, typer.Option("--cam-dir", help="Folder for the --cam heatmaps.")] = Path("."),
 ) -> None:
     """Print the most probable genres and the decade a classifier run sees in each poster."""
     import json
     from lab.classifier.inference import predict_files
     predictions = predict_files(run, [str(p) for p in images])
+    cams = [None] * len(predictions)
+    if cam:
+        from lab.classifier.gradcam import cam_files
+        cams = [written for written, _ in cam_files(run, [str(p) for p in images], cam_dir)]
     if as_json:
-        typer.echo(json.dumps([p.to_dict() for p in predictions], indent=1))
+        typer.echo(json.dumps([{**p.to_dict(), **({"cam": str(c) if c else None} if cam else {})}
+                               for p, c in zip(predictions, cams)], indent=1))
     else:
-        for p in predictions:
-            typer.echo(p.line(top))
+        for p, c in zip(predictions, cams):
+            typer.echo(p.line(top) + (f"   heatmap: {c}" if c else ""))
 
 
 @app.command("train-gan")

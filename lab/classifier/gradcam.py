@@ -1,0 +1,102 @@
+"""Grad-CAM: where in a poster the classifier found a genre, from its backbone's last conv block.
+
+The heatmap of genre g is relu(sum over channels of mean(d logit_g / d A) * A), A the activations
+of the last backbone block with a spatial map (Selvaraju et al. 2017), upsampled to the poster.
+Plain torch hooks: any backbone the classifier takes works, no extra package.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib import colormaps
+from PIL import Image
+
+from lab.classifier.inference import load_model, load_run_info
+from lab.classifier.model import GenreClassifier, backbone_blocks
+from lab.data.images import BadImage, decode_poster
+from lab.errors import LabError
+
+OVERLAY_ALPHA = 0.5  # share of the heatmap's colour over the poster where the heatmap is hottest
+
+
+def grad_cam(model: GenreClassifier, images: np.ndarray, genres: list[int] | None = None,
+             batch_size: int = 16) -> tuple[np.ndarray, list[int]]:
+    """uint8 posters (N, H, W, 3) and one genre index each (default: each poster's most probable genre)
+    -> (heatmaps (N, H, W) in [0, 1], the genre of each heatmap)."""
+    device = next(model.parameters()).device
+    heatmaps, chosen_genres = [], []
+    for start in range(0, len(images), batch_size):
+        batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).permute(0, 3, 1, 2)
+        batch = batch.to(device).float().requires_grad_(True)  # so the activations carry a graph
+        logits, activations = _forward_keeping_last_map(model, batch)
+        chosen = (logits.argmax(1).tolist() if genres is None else list(genres[start:start + len(batch)]))
+        # In eval mode the posters of a batch are independent: one backward gives each its own gradient.
+        score = logits[torch.arange(len(batch)), torch.as_tensor(chosen, device=device)].sum()
+        grads, = torch.autograd.grad(score, activations)
+        cam = F.relu((grads.mean((2, 3), keepdim=True) * activations).sum(1, keepdim=True))
+        cam = F.interpolate(cam.float(), size=batch.shape[2:], mode="bilinear", align_corners=False)[:, 0]
+        peak = cam.flatten(1).max(1).values.clamp_min(1e-12).view(-1, 1, 1)
+        heatmaps.append((cam / peak).detach().cpu().numpy())
+        chosen_genres += chosen
+    empty = np.zeros((0, *images.shape[1:3]), np.float32)
+    return (np.concatenate(heatmaps) if heatmaps else empty), chosen_genres
+
+
+def _forward_keeping_last_map(model: GenreClassifier, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(genre logits, output of the last backbone block that is still a map (B, C, h, w))."""
+    kept: list[torch.Tensor] = []
+
+    def keep(module, inputs, output):
+        if output.dim() == 4 and output.shape[2] * output.shape[3] > 1:  # not yet pooled away
+            kept.append(output)
+
+    handles = [block.register_forward_hook(keep) for block in backbone_blocks(model.backbone)]
+    try:
+        logits, _ = model(batch)
+    finally:
+        for handle in handles:
+            handle.remove()
+    if not kept:
+        raise LabError("this backbone has no convolutional block to take a Grad-CAM heatmap from")
+    return logits, kept[-1]
+
+
+def overlay(image: np.ndarray, heat: np.ndarray) -> np.ndarray:
+    """A poster (H, W, 3) uint8 with a heatmap (H, W) in [0, 1] laid over it in the jet colours."""
+    colour = colormaps["jet"](heat)[..., :3] * 255
+    alpha = OVERLAY_ALPHA * heat[..., None] ** 0.5  # cold regions keep the poster visible
+    return (image * (1 - alpha) + colour * alpha).round().clip(0, 255).astype(np.uint8)
+
+
+def cam_files(run_dir: Path, paths: list[str], out_dir: Path) -> list[tuple[Path | None, str | None]]:
+    """For each poster file, write `<stem>-cam.png` into out_dir: the heatmap of its most probable genre.
+
+    Returns (written file or None, that genre or the reason the poster could not be read) per path.
+    """
+    info = load_run_info(run_dir)
+    model = load_model(run_dir, info)
+    size = tuple(info["size"])
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise LabError(f"cannot make the heatmap folder {out_dir}: {e.strerror or e}; choose another --cam-dir") from None
+    results: list = [None] * len(paths)
+    pixels, where = [], []
+    for k, path in enumerate(paths):
+        try:
+            pixels.append(decode_poster(path, size))
+            where.append(k)
+        except (BadImage, FileNotFoundError, IsADirectoryError) as e:
+            results[k] = (None, str(e) or "no such file")
+    if pixels:
+        heatmaps, genres = grad_cam(model, np.stack(pixels), None)
+        for k, image, heat, genre in zip(where, pixels, heatmaps, genres):
+            target = out_dir / f"{Path(paths[k]).stem}-cam.png"
+            Image.fromarray(overlay(image, heat)).save(target)
+            results[k] = (target, info["genres"][genre])
+    return results
