@@ -334,6 +334,18 @@ def score_samples(
     typer.echo(f"written: {path}")
 
 
+@app.command("report")
+def report(
+    run: Annotated[Path, typer.Argument(help="A classifier run, GAN run or demo folder.")],
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", help="HTML file to write (default: RUN/report.html).")] = None,
+) -> None:
+    """Write one self-contained HTML page about a run: figures, posters, heatmaps, curves, scores."""
+    from lab.report import write_report
+    path = write_report(run, out)
+    typer.echo(f"written: {path} ({path.stat().st_size / 1e6:.1f} MB); open it in a browser")
+
+
 @app.command("demo")
 def demo(
     data: DataOpt = None,

@@ -1,0 +1,10 @@
+"""`lab report`: one self-contained HTML page per run (classifier, GAN or demo folder).
+
+page (what kind of run, render, write) reads the parts that classifier_run and gan_run assemble
+from a run folder into the blocks of blocks; plots draws with matplotlib, embed turns pictures into
+data: URIs, and template.html lays the page out.
+"""
+
+from lab.report.page import write_report
+
+__all__ = ["write_report"]

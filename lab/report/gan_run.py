@@ -1,0 +1,173 @@
+"""The generator part of a report: how training went, and how its latest scored samples compare with
+real posters of the same condition.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from lab.checkpoint import read_json
+from lab.data.poster_dataset import open_posters
+from lab.errors import LabError
+from lab.gan.conditions import Condition
+from lab.gan.sample import SAMPLES_FILE
+from lab.gan.train import RUN_FILE, load_gan_info
+from lab.report import plots
+from lab.report.blocks import Figure, Gallery, Missing, Part, Row, Section, Table, Tile
+from lab.report.embed import file_uri, image_uri
+from lab.runs import Run
+from lab.scoring.score import SCORES_FILE
+
+STRIP = 6  # training grids shown, evenly spaced from the first to the last
+GRID_WIDTH = 360
+SHOWN = 8  # samples and real posters per condition; most and least genre-like samples
+POSTER_WIDTH = 96
+
+
+def gan_part(run_dir: Path, part_id: str = "gan", samples_dirs: tuple[Path, ...] = (),
+             classifier_run: Path | None = None, progress: bool = True) -> Part:
+    """`samples_dirs`: folders of this run's samples outside RUN/samples (a demo keeps its own);
+    `classifier_run`: named in the command that scores them."""
+    run_dir = Path(run_dir)
+    run = Run.open(run_dir)
+    unconditional = run.options.get("conditional") is False
+    part = Part(part_id, f"{'Unconditional' if unconditional else 'Conditional'} poster GAN", str(run_dir))
+    add = part.sections.append
+    resume = f"lab train-gan --out {run_dir} --resume"
+    info = load_gan_info(run_dir) if (run_dir / RUN_FILE).is_file() else None
+    add(_grids(run_dir, part_id, resume))
+    add(_losses(run, part_id, resume))
+    if info is None:
+        add(Section(f"{part_id}-scores", "Scores of the samples", [Missing(
+            f"the trained generator ({RUN_FILE}): its training has not finished", resume)]))
+        return part
+    folders = sorted({p.parent for p in run_dir.glob(f"samples/*/{SAMPLES_FILE}")} |
+                     {Path(d) for d in samples_dirs if (Path(d) / SAMPLES_FILE).is_file()})
+    scored = [d for d in folders if (d / SCORES_FILE).is_file()]
+    if not scored:
+        if folders:
+            missing = Missing(f"scores of the samples in {folders[-1]}",
+                              f"lab score-samples {folders[-1]} --classifier {classifier_run or 'CLASSIFIER_RUN'}")
+        else:
+            genre = (info["filter"]["genres"] or info["genres_seen"])[0]
+            decade = (info["filter"]["decades"] or info["decades_seen"])[-1]
+            missing = Missing("generated samples, and their scores",
+                              f"lab sample {run_dir} --genre {genre} --decade {decade}, then lab score-samples "
+                              f"SAMPLES_DIR --classifier {classifier_run or 'CLASSIFIER_RUN'}")
+        add(Section(f"{part_id}-scores", "Scores of the samples", [missing]))
+        return part
+    latest = max(scored, key=lambda d: (d / SCORES_FILE).stat().st_mtime)
+    scores = read_json(latest / SCORES_FILE, "scores file",
+                       f"score the samples again with `lab score-samples {latest} --classifier CLASSIFIER_RUN`")
+    add(_score_table(scores, latest, part_id))
+    add(_samples_beside_real(run, scores, latest, part_id, progress))
+    add(_most_and_least_genre_like(scores, latest, part_id))
+    return part
+
+
+def _grids(run_dir: Path, part_id: str, resume: str) -> Section:
+    section = Section(f"{part_id}-grids", "Training grids over time",
+                      intro="The same fixed noise at each grid step: each row a condition.")
+    grids = sorted((run_dir / "grids").glob("step-*.png"))
+    if not grids:
+        section.blocks.append(Missing("training grids (grids/step-*.png): training has not reached its first grid",
+                                      resume))
+        return section
+    shown = [grids[k] for k in sorted(set(np.linspace(0, len(grids) - 1, min(STRIP, len(grids))).round().astype(int)))]
+    section.blocks.append(Gallery(f"{len(shown)} of {len(grids)} grids", [
+        Tile(file_uri(path, GRID_WIDTH), path.name, f"step {int(path.stem.split('-')[1])}") for path in shown]))
+    return section
+
+
+def _losses(run: Run, part_id: str, resume: str) -> Section:
+    section = Section(f"{part_id}-losses", "Loss curves")
+    records = [r for r in run.metrics() if "d_loss" in r]
+    if not records:
+        section.blocks.append(Missing("loss curves: metrics.jsonl has no step yet", resume))
+        return section
+    steps = [r["step"] for r in records]
+
+    def line(key):
+        return steps, [r[key] for r in records]
+
+    panels = {"hinge losses": {"D": line("d_loss"), "G": line("g_loss")},
+              "D's mean score": {"real posters": line("d_real"), "generated": line("d_fake")},
+              "training posters/s": {"posters/s": line("posters_per_s")}}
+    section.blocks.append(Figure(plots.curves(panels, "step"), "loss curves", "From metrics.jsonl."))
+    return section
+
+
+def _label(entry: dict) -> str:
+    return Condition(tuple(entry["genres"]), entry["decade"]).label()
+
+
+def _score_table(scores: dict, folder: Path, part_id: str) -> Section:
+    tag = f"[{scores['extractor']}]"
+
+    def num(v, fmt):
+        return "-" if v is None else format(v, fmt)
+
+    def row(label, e):
+        r = e["real"]
+        return [label, str(e["n"]), num(e["genre_fidelity"], ".2f"), num(e["genre_prob"], ".2f"),
+                num(e["decade_acc"], ".2f"), num(e["fid"], ".1f"), num(e["kid"], ".3f"), num(e["precision"], ".2f"),
+                num(e["recall"], ".2f"), str(r["n"]), num(r["genre_fidelity"], ".2f"), num(r["genre_prob"], ".2f")]
+
+    columns = ["condition", "samples", "genre fidelity", "p(genre)", "decade acc.", f"FID{tag}", f"KID{tag}",
+               "precision", "recall", "real posters", "real: fidelity", "real: p(genre)"]
+    rows = [row(_label(c), c) for c in scores["conditions"]] + [row("overall", scores["overall"])]
+    return Section(f"{part_id}-scores", "Scores of the latest samples", [Table(columns, rows, (
+        f"{folder / SCORES_FILE}, judged by {scores['classifier']}. Genre fidelity: share of samples whose "
+        "asked-for genre is in the classifier's top 3; real: the same for real posters of the condition, the "
+        f"ceiling. FID/KID on {scores['extractor']} features: compare them only with each other."))])
+
+
+def _samples_beside_real(run: Run, scores: dict, folder: Path, part_id: str, progress: bool) -> Section:
+    section = Section(f"{part_id}-samples", "Samples beside real posters of the same condition")
+    summary = read_json(folder / SAMPLES_FILE, "samples file", "make the samples again with `lab sample`")
+    size = tuple(summary["size"])
+    real = scores["real"]
+    try:
+        if real["part"] == "test":
+            posters = open_posters(run.options["data"], size=size, split_file=run.path / "split.json",
+                                   progress=progress)
+            rows = posters.parts["test"]
+        else:
+            posters = open_posters(real["data"], size=size, progress=progress)
+            rows = np.arange(len(posters.table))
+    except LabError as e:
+        section.blocks.append(Missing(f"the real posters to compare with ({e})", None))
+        return section
+    table = posters.table.posters.iloc[rows]
+    for c in scores["conditions"]:
+        files = [r["file"] for r in summary["images"] if r["genres"] == c["genres"] and r["decade"] == c["decade"]]
+        match = np.flatnonzero([all(g in gs for g in c["genres"]) and d == c["decade"]
+                                for gs, d in zip(table["genres"], table["decade"])])[:SHOWN]
+        generated = Gallery("generated", [Tile(file_uri(folder / f, POSTER_WIDTH), f, f) for f in files[:SHOWN]])
+        reals = Gallery(f"real {real['part']} posters", [
+            Tile(image_uri(posters.images[rows[k]], POSTER_WIDTH), table["title"].iloc[k],
+                 f"{table['title'].iloc[k]} ({table['year'].iloc[k]})") for k in match])
+        section.blocks.append(Row([generated, reals], _label(c)))
+    return section
+
+
+def _most_and_least_genre_like(scores: dict, folder: Path, part_id: str) -> Section:
+    images = scores["images"]
+    likeness = [float(np.mean([r["predicted_genres"][g] for g in r["genres"]])) for r in images]
+    order = np.argsort(likeness, kind="stable")[::-1]
+
+    def tiles(rows):
+        out = []
+        for k in rows:
+            r = images[k]
+            top = " · ".join(f"{g} {p:.0%}" for g, p in list(r["predicted_genres"].items())[:3])
+            out.append(Tile(file_uri(folder / r["file"], POSTER_WIDTH), r["file"],
+                            f"asked: {_label(r)}\np(asked) {likeness[k]:.0%}\n{top}"))
+        return out
+
+    return Section(f"{part_id}-genre-likeness", "Samples most and least like their genre", [Row([
+        Gallery("most like their genre", tiles(order[:SHOWN])),
+        Gallery("least like their genre", tiles(order[::-1][:SHOWN]))])],
+        intro="By the classifier's mean probability of the genres each sample was asked for.")
