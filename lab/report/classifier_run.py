@@ -210,7 +210,7 @@ def _grad_cams(model: GenreClassifier, info: dict, test: TestPosters, picks: dic
         by_genre.setdefault(j, []).append(Tile(image_uri(overlay(test.images[k], heat)), test.titles[k],
                                                f"{kind}: {genres[j]} {test.genre_p[k, j]:.0%}\n{test.titles[k]}"))
     return Section(f"{part_id}-gradcam", "Where the classifier looks (Grad-CAM)",
-                   [Gallery(genres[j], tiles) for j, tiles in by_genre.items()],
+                   [Row([Gallery(genres[j], tiles) for j, tiles in by_genre.items()])],
                    intro=f"Grad-CAM heatmaps of each genre's logit from the backbone's last convolutional block, "
                          f"over the genre's {CAMS} surest and {CAMS} most wrong posters: red is where the "
                          "evidence for the genre lies.")
