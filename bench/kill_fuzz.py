@@ -4,7 +4,8 @@ For each trainer (classifier, GAN) this trains a small run on synthetic posters 
 interruption, then again while killing it: each launch (the first start, then every
 `lab train-... --out RUN --resume`) is SIGKILLed at a random moment of its remaining life (the
 imports, the data loading, a training step, a checkpoint being written), or, one launch in three,
-the moment a checkpoint write has begun (its temporary file appears). After every kill the run's
+the moment a checkpoint write has begun (its temporary file appears). The trainer alone is killed,
+as `kill -9 PID` does: its data loader workers outlive it for a moment. After every kill the run's
 checkpoints must load; every resume must run without an error until it is killed in turn; the last
 one runs to the end. A run that ends before all kills are spent is compared with the uninterrupted
 one and a new run is started. Compared: every deterministic metric of metrics.jsonl (losses,
@@ -43,9 +44,9 @@ from lab.runs import Run  # noqa: E402
 # Small real runs: minutes for 20 kills on one CPU core. Checkpoints often, so kills land in writes.
 GAN_RECIPE = dict(size="32x48", channels=8, z_dim=16, batch_size=16, steps=240, checkpoint_every=10, log_every=10,
                   grid_every=120, seed=5)
-CLASSIFIER_RECIPE = dict(size="32x48", backbone="cnn4", schedule=[[2, 1.0]], batch_size=16,
-                         checkpoint_every=3, baselines=False, workers=0, patience=5, seed=5)
-QUICK = {"gan": dict(steps=60), "classifier": dict(schedule=[[1, 1.0]])}
+CLASSIFIER_RECIPE = dict(size="32x48", backbone="mobilenet_v2", schedule=[[1, 0.0], [2, 1.0]], ema=0.9,
+                         batch_size=8, checkpoint_every=5, baselines=False, patience=5, seed=5)
+QUICK = {"gan": dict(steps=60), "classifier": dict(backbone="cnn4", schedule=[[1, 1.0]])}
 FINAL_WEIGHTS = {"gan": "checkpoints/g_ema.safetensors", "classifier": "checkpoints/best.safetensors"}
 VERB = {"gan": "train-gan", "classifier": "train-classifier"}
 WEIGHT_TOLERANCE = 1e-5  # max |difference| of any final weight between a killed run and the whole one
@@ -61,7 +62,8 @@ class Tally:
     clean_resumes: int = 0
     restarts: int = 0  # first starts killed before the run folder held anything: started again, not resumed
     runs_finished: int = 0
-    equal_finals: int = 0
+    equal_finals: int = 0  # metrics and final weights equal the uninterrupted run's
+    equal_weights: int = 0  # final weights equal, whatever the metrics
     checkpoints_unreadable: int = 0
     differences: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
@@ -90,11 +92,11 @@ def main() -> None:
         recipe.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in options.items()))
         tallies.append(fuzz(trainer, data, recipe, work / trainer, args.kills, rng, env))
     print(f"{'trainer':<11}{'kills':>6}{'mid-write':>11}{'clean resumes':>15}{'restarts':>10}{'runs':>6}"
-          f"{'equal finals':>14}{'unreadable ckpts':>18}")
+          f"{'equal finals':>14}{'equal weights':>15}{'unreadable ckpts':>18}")
     for t in tallies:
         print(f"{t.trainer:<11}{t.kills:>6}{t.kills_mid_write:>11}{f'{t.clean_resumes}/{t.resumes}':>15}"
               f"{t.restarts:>10}{t.runs_finished:>6}{f'{t.equal_finals}/{t.runs_finished}':>14}"
-              f"{t.checkpoints_unreadable:>18}")
+              f"{f'{t.equal_weights}/{t.runs_finished}':>15}{t.checkpoints_unreadable:>18}")
         for line in t.differences + t.failures:
             print(f"  {t.trainer}: {line}")
     if args.json:
@@ -123,8 +125,7 @@ def fuzz(trainer: str, data: Path, recipe: Path, work: Path, kills: int, rng: ra
             resume = (out / "options.json").is_file()
             command = start + ["--out", str(out)] if not resume else [*start[:4], "--out", str(out), "--resume"]
             left = lifetime * (1 - _progress(trainer, out, recipe)) + 6  # + the imports and the data loading
-            proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                    start_new_session=True)
+            proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             at_write = rng.random() < 1 / 3
             killed = _kill_at_write(proc, out, left) if at_write else _kill_after(proc, rng.uniform(0, left))
             stderr = proc.stderr.read().decode(errors="replace")
@@ -132,13 +133,12 @@ def fuzz(trainer: str, data: Path, recipe: Path, work: Path, kills: int, rng: ra
             if killed:
                 tally.kills += 1
                 tally.kills_mid_write += bool(_partial_writes(out))
-            elif proc.returncode != 0 and "finished training" not in stderr:
-                tally.failures.append(f"{' '.join(command[3:])} exited {proc.returncode}: "
-                                      f"{stderr.strip().splitlines()[-1] if stderr.strip() else ''}")
+            clean = _clean(killed, proc.returncode, stderr)
+            if not clean:
+                tally.failures.append(f"{' '.join(command[3:])} exited {proc.returncode}: {stderr.strip()[-300:]}")
             if resume:
                 tally.resumes += 1
-                tally.clean_resumes += (killed or proc.returncode == 0 or "finished training" in stderr) \
-                    and "Traceback" not in stderr and "error:" not in stderr
+                tally.clean_resumes += clean
             elif killed and not (out / "options.json").is_file():
                 tally.restarts += 1
             tally.checkpoints_unreadable += _unreadable_checkpoints(out, tally)
@@ -148,13 +148,23 @@ def fuzz(trainer: str, data: Path, recipe: Path, work: Path, kills: int, rng: ra
             tally.clean_resumes += _run_to_end([*start[:4], "--out", str(out), "--resume"], env, tally,
                                                f"the last resume of {out.name}")
         tally.runs_finished += 1
-        tally.equal_finals += _compare(trainer, whole, out, tally)
+        metrics_equal, weights_equal = _compare(trainer, whole, out, tally)
+        tally.equal_finals += metrics_equal and weights_equal
+        tally.equal_weights += weights_equal
     return tally
+
+
+def _clean(killed: bool, returncode: int, stderr: str) -> bool:
+    """A launch went as it should: killed while running, or ended well, or refused a run that had finished."""
+    errors = [line for line in stderr.splitlines() if "error: " in line or "Traceback" in line]
+    if len(errors) == 1 and "finished training" in errors[0]:  # said so, then exited or was killed exiting
+        return returncode in (2, -signal.SIGKILL)
+    return (killed or returncode == 0) and not errors
 
 
 def _run_to_end(command: list[str], env: dict, tally: Tally, what: str) -> bool:
     result = subprocess.run(command, env=env, capture_output=True, text=True)
-    clean = (result.returncode == 0 or "finished training" in result.stderr) and "Traceback" not in result.stderr
+    clean = _clean(False, result.returncode, result.stderr)
     if not clean:
         tally.failures.append(f"{what} failed ({result.returncode}): {result.stderr.strip()[-500:]}")
     return clean
@@ -184,7 +194,7 @@ def _progress(trainer: str, run: Path, recipe: Path) -> float:
 
 
 def _kill_after(proc: subprocess.Popen, seconds: float) -> bool:
-    """SIGKILL the launch (its whole process group) after `seconds`, unless it ends first."""
+    """SIGKILL the launch after `seconds`, unless it ends first."""
     try:
         proc.wait(timeout=seconds)
         return False
@@ -205,8 +215,9 @@ def _kill_at_write(proc: subprocess.Popen, run: Path, seconds: float) -> bool:
 
 
 def _kill(proc: subprocess.Popen) -> bool:
+    """SIGKILL the trainer alone, as `kill -9 PID` would: its loader workers outlive it for a moment."""
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.kill(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
     proc.wait()
@@ -241,8 +252,9 @@ def _deterministic(record: dict) -> dict:
     return {k: v for k, v in record.items() if k != "time" and not k.endswith(("_per_s", "seconds"))}
 
 
-def _compare(trainer: str, whole: Path, killed: Path, tally: Tally) -> bool:
-    """Do the killed run's metrics and final weights equal the uninterrupted run's? Differences are named."""
+def _compare(trainer: str, whole: Path, killed: Path, tally: Tally) -> tuple[bool, bool]:
+    """(metrics equal, final weights equal) of the killed run against the uninterrupted one; each
+    difference is named in the tally."""
     try:
         a = [_deterministic(r) for r in Run(whole).metrics()]
         b = [_deterministic(r) for r in Run(killed).metrics()]
@@ -250,7 +262,7 @@ def _compare(trainer: str, whole: Path, killed: Path, tally: Tally) -> bool:
         wb = load_file(killed / FINAL_WEIGHTS[trainer])
     except Exception as e:  # noqa: BLE001 - a final that cannot be read is a difference
         tally.differences.append(f"{killed.name}: cannot read its final ({str(e).splitlines()[0]})")
-        return False
+        return False, False
     equal = True
     if len(a) != len(b):
         tally.differences.append(f"{killed.name}: {len(b)} metrics records, the whole run has {len(a)}")
@@ -267,10 +279,10 @@ def _compare(trainer: str, whole: Path, killed: Path, tally: Tally) -> bool:
                 tally.differences.append(f"{killed.name}: {key} at {where}: {vb} against {va} uninterrupted")
                 equal = False
     worst = max((float((wa[k].float() - wb[k].float()).abs().max()) for k in wa if k in wb), default=0.0)
-    if set(wa) != set(wb) or worst > WEIGHT_TOLERANCE:
+    weights_equal = set(wa) == set(wb) and worst <= WEIGHT_TOLERANCE
+    if not weights_equal:
         tally.differences.append(f"{killed.name}: final weights differ by up to {worst:.3g}")
-        equal = False
-    return equal
+    return equal, weights_equal
 
 
 if __name__ == "__main__":

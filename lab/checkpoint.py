@@ -113,7 +113,7 @@ def _fit(module: torch.nn.Module, weights: dict, path: Path) -> None:
 
 
 def _twins(path: Path):
-    """(file, loader) pairs that hold the same weights as `path`, best first."""
+    """(file, loader) pairs that hold the weights of `path` too, the closest first."""
     if path.name in TWINS:
         twin = path.with_name(TWINS[path.name])
         yield twin, lambda module: _load_weights(module, twin)
