@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import pickle
+import warnings
 from pathlib import Path
 
 import torch
@@ -144,7 +145,9 @@ def load_state(path: Path) -> dict:
     path = Path(path)
     restart = "delete it and resume to start the run again from its beginning, or restore the file from a copy"
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about the protocol of a foreign pickle it then refuses
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise LabError(f"training state {path} is missing; resume starts the run from its beginning") from None
     except pickle.UnpicklingError as e:
