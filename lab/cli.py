@@ -137,7 +137,7 @@ def train_classifier(
     schedule: Annotated[Optional[str], typer.Option(
         "--schedule", help="Epochs and share of backbone blocks trained per stage, e.g. '2:0,2:0.3,4:1' "
                            "(heads only, then the top 30%, then everything).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Posters per batch (default 64).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Posters per batch, over all processes (default 64).")] = None,
     lr: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate of the heads (default 1e-3).")] = None,
     backbone_lr: Annotated[Optional[float], typer.Option(
         "--backbone-lr", help="Peak learning rate of the unfrozen backbone (default 2e-4).")] = None,
@@ -146,14 +146,16 @@ def train_classifier(
     baselines: Annotated[Optional[bool], typer.Option(
         "--baselines/--no-baselines", help="Also train the linear-probe and from-scratch CNN baselines "
                                            "(default yes; `lab evaluate` compares them).")] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", help="DataLoader worker processes (default 0).")] = None,
+    workers: Annotated[Optional[int], typer.Option(
+        "--workers", help="Processes reading batches from the image cache (default: the machine's cores less one, "
+                          "at most 8; 0 reads in the training process).")] = None,
 ) -> None:
     """Fine-tune an ImageNet backbone to predict genres (multi-label) and decade, with baselines beside it."""
     from lab.classifier.train import ClassifierOptions, train_classifier as train
     from lab.recipes import resolve_options
-    from lab.runs import Run
+    from lab.training import create_run
     if resume:
-        run = Run.create(out, "", {}, resume=True)
+        run = create_run(out, "", {}, resume=True)
         opts = ClassifierOptions(**run.options)
     else:
         flags = dict(data=str(data) if data else None, genre=genre, decade=decade, year_min=year_min,
@@ -168,7 +170,7 @@ def train_classifier(
         from lab.data.metadata import read_dataset
         read_dataset(opts.data)  # a missing dataset fails before a run folder is made
         slug = _filter(opts.genre, opts.decade, opts.year_min, opts.year_max).slug()
-        run = Run.create(out, f"classifier-{slug}", asdict(opts))
+        run = create_run(out, f"classifier-{slug}", asdict(opts))
     typer.echo(f"run folder: {run.path}")
     info = train(opts, run, resume=resume)
     run.finish()
@@ -257,9 +259,9 @@ def train_gan(
     """Train a conditional DCGAN that makes posters for a genre and a decade."""
     from lab.gan.train import GanOptions, train_gan as train
     from lab.recipes import resolve_options
-    from lab.runs import Run
+    from lab.training import create_run
     if resume:
-        run = Run.create(out, "", {}, resume=True)
+        run = create_run(out, "", {}, resume=True)
         opts = GanOptions(**run.options)
     else:
         flags = dict(data=str(data) if data else None, genre=genre, decade=decade, year_min=year_min,
@@ -276,7 +278,7 @@ def train_gan(
             from lab.gan.train import load_gan_info
             load_gan_info(Path(opts.init_from))
         slug = _filter(opts.genre, opts.decade, opts.year_min, opts.year_max).slug()
-        run = Run.create(out, f"gan{'' if opts.conditional else '-uncond'}-{slug}", asdict(opts))
+        run = create_run(out, f"gan{'' if opts.conditional else '-uncond'}-{slug}", asdict(opts))
     typer.echo(f"run folder: {run.path}")
     info = train(opts, run, resume=resume)
     run.finish()

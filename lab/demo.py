@@ -74,8 +74,13 @@ def run_demo(data: Path, out: Path | None = None, *, samples_per_condition: int 
                 "seconds": round(time.perf_counter() - started, 1)}
     say(f"headline: classifier test macro mAP {headline['classifier_test_macro_map']:.3f} "
         f"(prior {headline['prior_test_macro_map']:.3f}); generated posters' genre fidelity "
-        f"{headline['genre_fidelity']:.3f} (real posters {headline['real_genre_fidelity']:.3f}); "
-        f"FID[{tag}] {headline['fid']:.1f}, KID[{tag}] {headline['kid']:.4f}; "
+        f"{_shown(headline['genre_fidelity'], '.3f')} (real posters {_shown(headline['real_genre_fidelity'], '.3f')}); "
+        f"FID[{tag}] {_shown(headline['fid'], '.1f')}, KID[{tag}] {_shown(headline['kid'], '.4f')}; "
         f"{headline['seconds'] / 60:.1f} minutes in all")
     save_json(headline, out / "headline.json")
     return headline
+
+
+def _shown(value: float | None, spec: str) -> str:
+    """A figure, or why there is none: too few real test posters of the sampled conditions to compare with."""
+    return "n/a (too few real test posters)" if value is None else format(value, spec)

@@ -1,11 +1,19 @@
-"""What every training loop shares: seeded random generators and the accelerate setup."""
+"""What every training loop shares: seeded random generators, the accelerate setup and the weight average."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import os
+from pathlib import Path
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, DataLoaderConfiguration, PartialState
+from accelerate.utils import DistributedDataParallelKwargs, broadcast_object_list
+from torch import nn
+
+from lab.errors import LabError
+from lab.runs import Run
 
 
 def seeded(*parts) -> torch.Generator:
@@ -14,8 +22,101 @@ def seeded(*parts) -> torch.Generator:
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
 
 
-def make_accelerator(mixed_precision: str = "auto", grad_accum: int = 1) -> Accelerator:
-    """'auto' is bf16 where a GPU supports it and full precision on CPU."""
+def make_accelerator(mixed_precision: str = "auto", grad_accum: int = 1, *,
+                     unused_parameters: bool = False) -> Accelerator:
+    """'auto' is bf16 where a GPU supports it and full precision on CPU.
+
+    `unused_parameters`: some parameters get no gradient in some steps (blocks frozen part of the
+    time); several processes then need DDP to look for them, or they wait for each other for ever.
+    """
     if mixed_precision == "auto":
         mixed_precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-    return Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=grad_accum)
+    kwargs = [DistributedDataParallelKwargs(find_unused_parameters=True)] if unused_parameters else []
+    # Batches come from pinned memory on a GPU, so their copies need not wait for the device.
+    return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision,
+                       gradient_accumulation_steps=grad_accum,
+                       dataloader_config=DataLoaderConfiguration(non_blocking=torch.cuda.is_available()),
+                       kwargs_handlers=kwargs)
+
+
+def create_run(out: Path | None, name: str, options: dict, *, resume: bool = False) -> Run:
+    """`Run.create` for a training command, however many processes `accelerate launch` started.
+
+    The main process creates (or reopens) the folder, and the others open the folder it made, so a
+    run is one folder, numbered once, whatever the launch. A refusal reaches every process, so none
+    of them waits for the others for ever.
+    """
+    # cpu=True where there is no GPU: several processes then share the work over gloo.
+    state = PartialState(cpu=not torch.cuda.is_available())
+    if state.num_processes == 1:
+        return Run.create(out, name, options, resume=resume)
+    made = [None]
+    if state.is_main_process:
+        try:
+            made = [str(Run.create(out, name, options, resume=resume).path)]
+        except LabError as e:
+            made = [("error", str(e))]
+    broadcast_object_list(made)
+    if isinstance(made[0], tuple):
+        raise LabError(made[0][1])
+    return Run(Path(made[0]))
+
+
+def default_workers() -> int:
+    """Loader processes: what the machine has, less one core for the training process itself."""
+    return max(0, min(8, (os.cpu_count() or 1) - 1))
+
+
+def inference_device() -> torch.device:
+    """Where commands outside a training run (predict, sample, score) put their models."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class WeightAverage:
+    """An exponential moving average of a model's weights, kept as a model of its own.
+
+    It follows its model wherever that goes: every tensor of the average lives on the model's device,
+    in the model's dtype, also after the model was moved (by accelerate's `prepare`, say) or loaded.
+    Parameters are averaged in one fused call. Buffers (batch-norm statistics) are copied from the
+    model, or averaged too with `average_buffers`; integer buffers are always copied.
+    """
+
+    def __init__(self, model: nn.Module, *, average_buffers: bool = False):
+        self.source, self.average_buffers = model, average_buffers
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self._where, self._averaged, self._copied = None, ([], []), ([], [])
+
+    def _follow(self) -> None:
+        """Pair the average's tensors with the model's again after the model moved or changed dtype."""
+        first = next(iter(self.source.parameters()))
+        where = (first.device, first.dtype, first.data_ptr())
+        if where == self._where:
+            return
+        self.model.to(first)
+        pairs = list(zip(self.model.parameters(), self.source.parameters()))
+        buffers = list(zip(self.model.buffers(), self.source.buffers()))
+        averaged = [(a, b) for a, b in buffers if self.average_buffers and a.is_floating_point()]
+        self._averaged = ([a for a, _ in pairs + averaged], [b for _, b in pairs + averaged])
+        copied = [(a, b) for a, b in buffers if not (self.average_buffers and a.is_floating_point())]
+        self._copied = ([a for a, _ in copied], [b for _, b in copied])
+        self._where = where
+
+    @torch.no_grad()
+    def update(self, decay: float) -> None:
+        self._follow()
+        torch._foreach_lerp_(*self._averaged, 1 - decay)
+        if self._copied[0]:
+            torch._foreach_copy_(*self._copied)
+
+    @property
+    def averaged(self) -> nn.Module:
+        """The averaged model (eval mode), where its model is now."""
+        self._follow()
+        return self.model
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.model.state_dict()
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Loads into the average's own tensors: a state saved on the CPU comes back on the model's device."""
+        self.model.load_state_dict(state)

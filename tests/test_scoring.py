@@ -202,3 +202,13 @@ def test_demo_runs_the_whole_lab_and_says_where_everything_went(tmp_path, capsys
     assert headline["extractor"] in ("mobilenet_v2", "inception-v3-compat") and headline["fid"] > 0
     scores = json.loads((demo / "samples" / "scores.json").read_text())
     assert scores["overall"]["n"] == 4 * len(scores["conditions"]) and "headline:" in out
+
+
+def test_demo_with_too_few_real_posters_for_fid_says_so(tmp_path, capsys):
+    data = make_synthetic_posters(tmp_path / "posters", 40, seed=6, size=(32, 48))
+    (tmp_path / "clf.toml").write_text('size = "32x48"\nschedule = [[1, 0.0]]\nbaselines = false\n')
+    (tmp_path / "gan.toml").write_text('size = "32x48"\nchannels = 8\nz_dim = 16\nsteps = 2\nbatch_size = 8\n')
+    _lab("demo", "--data", str(data), "--out", str(tmp_path / "demo"), "-n", "2",
+         "--classifier-recipe", str(tmp_path / "clf.toml"), "--gan-recipe", str(tmp_path / "gan.toml"))
+    headline = json.loads((tmp_path / "demo" / "headline.json").read_text())
+    assert headline["fid"] is None and "too few real test posters" in capsys.readouterr().out

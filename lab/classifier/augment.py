@@ -18,25 +18,27 @@ def augment_posters(images: torch.Tensor, generator: torch.Generator, *, min_sca
     """uint8 or float images (B, 3, H, W) in [0, 255] -> augmented float images in [0, 255]."""
     b, _, h, w = images.shape
     x = images.float()
+    # Every draw of the batch at once, in the order they were always drawn, moved to the device in one
+    # copy that does not wait for it: per-draw copies would each stall a GPU's queue.
+    u = torch.rand(7, b, generator=generator).to(x.device, non_blocking=True)
 
-    def draw(low, high):
-        return torch.rand(b, generator=generator) * (high - low) + low
+    def draw(k, low, high):
+        return u[k] * (high - low) + low
 
     # Crop: the same fraction of width and height keeps the 2:3 aspect; placed anywhere inside.
-    scale = draw(min_scale, 1.0)
-    angle = draw(-max_degrees, max_degrees) * math.pi / 180
-    shift_x, shift_y = draw(-1, 1) * (1 - scale), draw(-1, 1) * (1 - scale)
+    scale = draw(0, min_scale, 1.0)
+    angle = draw(1, -max_degrees, max_degrees) * math.pi / 180
+    shift_x, shift_y = draw(2, -1, 1) * (1 - scale), draw(3, -1, 1) * (1 - scale)
     cos, sin = torch.cos(angle), torch.sin(angle)
     # Output -> input sampling grid in normalised coordinates, corrected for the non-square pixels grid.
     theta = torch.stack([
         torch.stack([scale * cos, -scale * sin * h / w, shift_x], 1),
         torch.stack([scale * sin * w / h, scale * cos, shift_y], 1),
-    ], 1).to(x.device)
+    ], 1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
-    brightness, contrast, saturation = (draw(1 - jitter, 1 + jitter).to(x.device).view(b, 1, 1, 1)
-                                        for _ in range(3))
+    brightness, contrast, saturation = (draw(k, 1 - jitter, 1 + jitter).view(b, 1, 1, 1) for k in (4, 5, 6))
     x = x * brightness
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     x = (x - mean) * contrast + mean

@@ -15,6 +15,7 @@ from lab.classifier.model import GenreClassifier
 from lab.data.images import BadImage, decode_poster
 from lab.errors import LabError
 from lab.runs import Run
+from lab.training import inference_device
 
 RUN_FILE = "classifier.json"
 
@@ -29,14 +30,14 @@ def load_run_info(run_dir: Path) -> dict:
 
 
 def load_model(run_dir: Path, info: dict, name: str = "classifier") -> GenreClassifier:
-    """One of the run's models (classifier, linear_probe, scratch_cnn), in eval mode, on CPU."""
+    """One of the run's models (classifier, linear_probe, scratch_cnn), in eval mode, on the GPU if there is one."""
     entry = info["models"].get(name)
     if entry is None:
         raise LabError(f"{run_dir} has no trained {name}")
     model = GenreClassifier(entry["backbone"], len(info["genres"]), len(info["decades"]), weights=None,
                             taps=entry.get("taps", ()))
     load_weights(model, Path(run_dir) / entry["file"])
-    return model.eval()
+    return model.eval().to(inference_device())
 
 
 @dataclass
@@ -65,15 +66,18 @@ def classify_images(model: GenreClassifier, images: np.ndarray, size: tuple[int,
 
     Images of another size are resized to the classifier's (W, H) first, as generated posters often are.
     """
-    genre_out, decade_out = [], []
+    genre_out = [torch.zeros(0, model.genre_head.out_features)]  # what no image at all gives
+    decade_out = [torch.zeros(0, model.decade_head.out_features)]
+    device = next(model.parameters()).device
     for start in range(0, len(images), batch_size):
         batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).permute(0, 3, 1, 2)
+        batch = batch.to(device)
         if tuple(batch.shape[2:]) != (size[1], size[0]):
             batch = F.interpolate(batch.float(), size=(size[1], size[0]), mode="bilinear", antialias=True,
                                   align_corners=False).clamp(0, 255)
         genre_logits, decade_logits = model(batch)
-        genre_out.append(torch.sigmoid(genre_logits.float()))
-        decade_out.append(torch.softmax(decade_logits.float(), 1))
+        genre_out.append(torch.sigmoid(genre_logits.float()).cpu())
+        decade_out.append(torch.softmax(decade_logits.float(), 1).cpu())
     return torch.cat(genre_out).numpy(), torch.cat(decade_out).numpy()
 
 

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
-from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from lab.checkpoint import load_state, load_weights, save_json, save_state, save_weights
@@ -31,10 +30,10 @@ from lab.classifier.metrics import macro_map, tune_thresholds
 from lab.classifier.model import SCRATCH_CNN, GenreClassifier, genre_loss
 from lab.data.filters import DataOptions
 from lab.data.images import parse_size
-from lab.data.poster_dataset import PosterDataset, Posters, open_posters
+from lab.data.poster_dataset import PosterDataset, Posters, batch_loader, open_posters
 from lab.errors import LabError
 from lab.runs import Run
-from lab.training import make_accelerator, seeded
+from lab.training import WeightAverage, default_workers, make_accelerator, seeded
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +47,7 @@ class ClassifierOptions(DataOptions):
     schedule: list = field(default_factory=lambda: [[2, 0.0], [2, 0.3], [4, 1.0]])
     taps: list = field(default_factory=list)  # backbone blocks whose pooled outputs join the head's input
     ema: float = 0.0  # decay of the weights' moving average that is evaluated and kept; 0: none
-    batch_size: int = 64
+    batch_size: int = 64  # over all processes
     grad_accum: int = 1
     lr: float = 1e-3  # heads
     backbone_lr: float = 2e-4
@@ -60,7 +59,7 @@ class ClassifierOptions(DataOptions):
     baselines: bool = True
     checkpoint_every: int = 200  # batches
     mixed_precision: str = "auto"  # bf16 where a GPU is, none on CPU
-    workers: int = 0
+    workers: int | None = None  # loader processes; None: what the machine has (lab.training.default_workers)
     seed: int = 0
     split_seed: int = 0
 
@@ -78,7 +77,7 @@ class ClassifierOptions(DataOptions):
 
 def train_classifier(opts: ClassifierOptions, run: Run, *, resume: bool = False, progress: bool = True) -> dict:
     """Train the classifier and its baselines in `run`; returns what classifier.json records."""
-    accelerator = make_accelerator(opts.mixed_precision, opts.grad_accum)
+    accelerator = make_accelerator(opts.mixed_precision, opts.grad_accum, unused_parameters=True)
     split_file = run.path / "split.json"
     posters = open_posters(opts.data, opts.poster_filter, parse_size(opts.size), split_seed=opts.split_seed,
                            split_file=split_file if resume and split_file.exists() else None, progress=progress)
@@ -151,44 +150,45 @@ def fit(model: GenreClassifier, posters: Posters, opts: ClassifierOptions, run: 
         {"params": head_params, "lr": opts.lr, "base_lr": opts.lr},
         {"params": list(model.backbone.parameters()), "lr": opts.backbone_lr, "base_lr": opts.backbone_lr},
     ], weight_decay=opts.weight_decay)
-    steps_per_epoch = math.ceil(len(train_ds) / (opts.batch_size * accelerator.num_processes * opts.grad_accum))
+    # The batch is shared out over the processes: a launch on N devices trains the same schedule faster.
+    per_process = max(1, opts.batch_size // accelerator.num_processes)
+    steps_per_epoch = math.ceil(len(train_ds) / (per_process * accelerator.num_processes * opts.grad_accum))
     total_steps = max(1, steps_per_epoch * opts.epochs)
     state = {"epoch": 0, "batch": 0, "step": 0, "best": -1.0, "best_epoch": -1, "stale": 0}
-    ema = {k: v.detach().clone() for k, v in model.state_dict().items()} if opts.ema else None
+    # Batch-norm statistics are averaged with the weights, so that they describe the averaged network.
+    ema = WeightAverage(model, average_buffers=True) if opts.ema else None
     if resume and (ckpt / "state.pt").exists():
         saved = load_state(ckpt / "state.pt")
         model.load_state_dict(saved.pop("model"))
         optimizer.load_state_dict(saved.pop("optimizer"))
-        ema = saved.pop("ema", ema)
+        averaged = saved.pop("ema", None)
+        if ema is not None and averaged is not None:
+            ema.load_state_dict(averaged)
         state.update(saved)
         log.info("%s: resuming at epoch %d, batch %d", name, state["epoch"], state["batch"])
     model, optimizer = accelerator.prepare(model, optimizer)
     unwrapped = accelerator.unwrap_model(model)
     weights = pos_weights(posters, opts.max_pos_weight).to(accelerator.device)
+    workers = default_workers() if opts.workers is None else opts.workers
 
     def save_last():
         # Resuming reads one file, renamed into place whole: weights, optimizer and counters can
         # never come from different steps. last.safetensors is the same weights, for users.
         if accelerator.is_main_process:
-            save_state({"model": unwrapped.state_dict(), "optimizer": optimizer.state_dict(), "ema": ema, **state},
-                       ckpt / "state.pt")
+            save_state({"model": unwrapped.state_dict(), "optimizer": optimizer.state_dict(),
+                        "ema": ema.state_dict() if ema is not None else None, **state}, ckpt / "state.pt")
             save_weights(unwrapped, ckpt / "last.safetensors")
-
-    def evaluated():
-        """The weights that are scored and kept: the moving average where there is one."""
-        if ema is None:
-            return contextlib.nullcontext()
-        return _swapped_in(unwrapped, ema)
 
     while state["epoch"] < opts.epochs and state["stale"] < opts.patience:
         epoch = state["epoch"]
         model.train()
         unwrapped.set_trainable(opts.trained_share(epoch))
         order = torch.randperm(len(train_ds), generator=seeded(opts.seed, name, "order", epoch)).numpy()
-        loader = accelerator.prepare_data_loader(DataLoader(Subset(train_ds, order), batch_size=opts.batch_size,
-                                                            num_workers=opts.workers))
+        loader = accelerator.prepare_data_loader(batch_loader(train_ds, per_process, order=order, workers=workers))
         batches = accelerator.skip_first_batches(loader, state["batch"]) if state["batch"] else loader
-        started, losses = time.perf_counter(), []
+        started = time.perf_counter()
+        # Summed on the device and read only now and then: reading a loss every batch makes a GPU wait.
+        loss_sum, n_losses = torch.zeros((), device=accelerator.device), 0
         bar = tqdm(batches, total=len(loader), initial=state["batch"], desc=f"{name} epoch {epoch + 1}/{opts.epochs}",
                    unit="batch", disable=not (progress and accelerator.is_main_process), leave=False)
         for images, genres, decades in bar:
@@ -205,22 +205,26 @@ def fit(model: GenreClassifier, posters: Posters, opts: ClassifierOptions, run: 
             if accelerator.sync_gradients:
                 state["step"] += 1
                 if ema is not None:  # short warm-up: the average should not remember the random heads long
-                    _update_ema(ema, unwrapped, min(opts.ema, (1 + state["step"]) / (10 + state["step"])))
+                    ema.update(min(opts.ema, (1 + state["step"]) / (10 + state["step"])))
             state["batch"] += 1
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+            loss_sum += loss.detach()
+            n_losses += 1
+            if state["batch"] % 50 == 0 and not bar.disable:
+                bar.set_postfix(loss=f"{loss_sum.item() / n_losses:.3f}")
             if state["batch"] % opts.checkpoint_every == 0:
                 save_last()
         bar.close()
         seconds = time.perf_counter() - started
-        with evaluated():
-            scores, _ = predict(model, posters.dataset("val"), opts.batch_size * 2, accelerator)
-            val_map = macro_map(scores, posters.genre_matrix[posters.parts["val"]])
-            if val_map > state["best"] and accelerator.is_main_process:
-                save_weights(unwrapped, ckpt / "best.safetensors")
-        record = {"model": name, "epoch": epoch + 1, "step": state["step"], "train_loss": float(np.mean(losses)),
+        evaluated = ema.averaged if ema is not None else model  # the average is what is scored and kept
+        scores, _ = predict(evaluated, posters.dataset("val"), opts.batch_size * 2, accelerator)
+        val_map = macro_map(scores, posters.genre_matrix[posters.parts["val"]])
+        if val_map > state["best"] and accelerator.is_main_process:
+            save_weights(accelerator.unwrap_model(evaluated), ckpt / "best.safetensors")
+        record = {"model": name, "epoch": epoch + 1, "step": state["step"],
+                  "train_loss": loss_sum.item() / max(1, n_losses),
                   "val_macro_map": val_map, "trained_share": opts.trained_share(epoch),
-                  "epoch_seconds": round(seconds, 1), "train_posters_per_s": round(len(order) / seconds, 1)}
+                  "epoch_seconds": round(seconds, 1), "train_posters_per_s": round(len(order) / seconds, 1),
+                  "processes": accelerator.num_processes}
         state.update(epoch=epoch + 1, batch=0)
         if val_map > state["best"]:
             state.update(best=val_map, best_epoch=epoch + 1, stale=0)
@@ -238,26 +242,6 @@ def fit(model: GenreClassifier, posters: Posters, opts: ClassifierOptions, run: 
             "val_macro_map": state["best"], "thresholds": thresholds.tolist(), "epochs_run": state["epoch"]}
 
 
-def _update_ema(ema: dict, model: torch.nn.Module, decay: float) -> None:
-    with torch.no_grad():
-        for name, value in model.state_dict().items():
-            if value.dtype.is_floating_point:
-                ema[name].lerp_(value, 1 - decay)
-            else:
-                ema[name].copy_(value)
-
-
-@contextlib.contextmanager
-def _swapped_in(model: torch.nn.Module, weights: dict):
-    """Run the block with `weights` loaded into `model`, then put its own weights back."""
-    own = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    model.load_state_dict(weights)
-    try:
-        yield
-    finally:
-        model.load_state_dict(own)
-
-
 def _set_lr(optimizer, step: int, total: int, warmup: float) -> None:
     """Linear warm-up, then cosine decay to zero, for every parameter group."""
     warm = max(1, int(total * warmup))
@@ -272,13 +256,16 @@ def predict(model, dataset: PosterDataset, batch_size: int, accelerator: Acceler
     """(genre probabilities (N, G), decade probabilities (N, D)) in dataset order."""
     was_training = model.training
     model.eval()
-    loader = DataLoader(dataset, batch_size=batch_size)
+    loader = batch_loader(dataset, batch_size)
     if accelerator is not None:
         loader = accelerator.prepare_data_loader(loader)
     device = accelerator.device if accelerator is not None else next(model.parameters()).device
     genre_out, decade_out = [], []
+    # A model accelerate did not prepare (the weight average) gets the run's precision here.
+    precision = accelerator.autocast if accelerator is not None else contextlib.nullcontext
     for images, _, _ in tqdm(loader, desc="predicting", unit="batch", disable=not progress, leave=False):
-        genre_logits, decade_logits = model(images.to(device))
+        with precision():
+            genre_logits, decade_logits = model(images.to(device, non_blocking=True))
         g, d = torch.sigmoid(genre_logits.float()), torch.softmax(decade_logits.float(), 1)
         if accelerator is not None:
             g, d = accelerator.gather_for_metrics((g, d))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from lab.data.cache import ImageCache, dataset_fingerprint, load_image_cache
 from lab.data.filters import PosterFilter, apply_filter
@@ -21,7 +21,12 @@ log = logging.getLogger(__name__)
 
 
 class PosterDataset(Dataset):
-    """Posters as (uint8 image (3, H, W), multi-hot genres (G,), decade index) triples."""
+    """Posters as (uint8 image (3, H, W), multi-hot genres (G,), decade index) triples.
+
+    A loader reads whole batches at once (`__getitems__`): one sorted read of the memory-mapped cache
+    per batch, no per-poster Python and no collation. A batch's images come as (B, 3, H, W) views of
+    (B, H, W, 3) pixels, i.e. already in the channels-last layout the models run in.
+    """
 
     def __init__(self, images: np.ndarray, indices: np.ndarray, genres: np.ndarray, decades: np.ndarray):
         self.images, self.indices = images, np.asarray(indices)
@@ -34,6 +39,23 @@ class PosterDataset(Dataset):
         i = self.indices[k]
         image = torch.from_numpy(np.array(self.images[i])).permute(2, 0, 1)  # a copy: the cache is read-only
         return image, torch.from_numpy(self.genres[i]), int(self.decades[i])
+
+    def __getitems__(self, ks: list[int]):
+        rows = self.indices[np.asarray(ks, dtype=np.int64)]
+        images = torch.from_numpy(np.ascontiguousarray(self.images[rows])).permute(0, 3, 1, 2)
+        return images, torch.from_numpy(self.genres[rows]), torch.from_numpy(self.decades[rows])
+
+
+def _as_batch(batch):
+    """The batch `__getitems__` already made (a module-level function, so loader processes can pickle it)."""
+    return batch
+
+
+def batch_loader(dataset: PosterDataset, batch_size: int, *, order: np.ndarray | None = None,
+                 workers: int = 0) -> DataLoader:
+    """Batches of `dataset` in `order` (default: as stored), pinned for a fast copy where there is a GPU."""
+    return DataLoader(dataset if order is None else Subset(dataset, order), batch_size=batch_size,
+                      collate_fn=_as_batch, num_workers=workers, pin_memory=torch.cuda.is_available())
 
 
 @dataclass
@@ -134,4 +156,4 @@ def open_posters(data: str | Path, flt: PosterFilter = PosterFilter(), size=(64,
     return Posters(filtered, flt, cache, parts, split, fingerprint)
 
 
-__all__ = ["PARTS", "PosterDataset", "Posters", "open_posters"]
+__all__ = ["PARTS", "PosterDataset", "Posters", "batch_loader", "open_posters"]

@@ -21,7 +21,8 @@ def diff_augment(x: torch.Tensor, policy: str, generator: torch.Generator) -> to
 
 
 def _rand(x: torch.Tensor, generator: torch.Generator, *shape) -> torch.Tensor:
-    return torch.rand(len(x), *shape, generator=generator).to(x.device, x.dtype)
+    # Drawn on the CPU (the same draws on any device); a copy that does not wait keeps a GPU's queue full.
+    return torch.rand(len(x), *shape, generator=generator).to(x.device, non_blocking=True).to(x.dtype)
 
 
 def color(x, g):

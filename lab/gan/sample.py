@@ -13,6 +13,7 @@ from lab.errors import LabError
 from lab.gan.conditions import Condition, condition_tensors, parse_conditions
 from lab.gan.grid import save_grid, to_uint8
 from lab.gan.train import CHECKPOINTS, build_models, load_gan_info
+from lab.training import inference_device
 
 SAMPLES_FILE = "samples.json"
 GRID_COLUMNS = 8
@@ -33,6 +34,8 @@ def sample_run(run_dir: Path, genres: list[str] | None, decades: list[str] | Non
     if not weights.is_file():
         raise LabError(f"{run_dir} has no checkpoint yet ({weights}); train it first")
     step = int(load_weights(generator, weights).get("step", -1))
+    device = inference_device()
+    generator.to(device)
     out = Path(out) if out else run_dir / "samples" / f"{'_'.join(c.slug() for c in conditions)}-seed{seed}"
     if out.exists() and any(out.iterdir()):
         raise LabError(f"{out} is not empty; choose another --out")
@@ -45,10 +48,10 @@ def sample_run(run_dir: Path, genres: list[str] | None, decades: list[str] | Non
                     generator=torch.Generator().manual_seed(seed))
     records, pixels = [], []
     for k_condition, condition in enumerate(conditions):
-        y, d = condition_tensors([condition], info["genres"], info["decades"])
+        y, d = condition_tensors([condition], info["genres"], info["decades"], device)
         z_condition = z if conditional else z[k_condition * n:(k_condition + 1) * n]
         for start in range(0, n, batch_size):
-            zb = z_condition[start:start + batch_size]
+            zb = z_condition[start:start + batch_size].to(device)
             with torch.no_grad():
                 images = to_uint8(generator(zb, y.expand(len(zb), -1), d.expand(len(zb))))
             for k, image in enumerate(images):

@@ -8,10 +8,8 @@ so a run continued with `resume` repeats exactly what the uninterrupted run woul
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,9 +29,10 @@ from lab.gan.diffaugment import diff_augment
 from lab.gan.grid import save_grid, to_uint8
 from lab.gan.model import Discriminator, Generator, n_upsamplings
 from lab.runs import Run
-from lab.training import make_accelerator, seeded
+from lab.training import WeightAverage, make_accelerator, seeded
 
 log = logging.getLogger(__name__)
+STATS = ("d_loss", "g_loss", "d_real", "d_fake", "spread", "d_class", "g_class")
 RUN_FILE = "gan.json"
 CHECKPOINTS = "checkpoints"
 GRID_COLUMNS = 8
@@ -159,9 +158,9 @@ def train_gan(opts: GanOptions, run: Run, *, resume: bool = False, progress: boo
     if parent and not (ckpt / "state.pt").exists():
         for net, name in ((generator, "g"), (discriminator, "d")):
             load_weights(net, Path(opts.init_from) / CHECKPOINTS / f"{name}.safetensors")
-    ema = copy.deepcopy(generator).eval().requires_grad_(False)
+    ema = WeightAverage(generator)  # follows G to accelerate's device
     if parent and not (ckpt / "state.pt").exists():
-        load_weights(ema, Path(opts.init_from) / CHECKPOINTS / "g_ema.safetensors")
+        load_weights(ema.model, Path(opts.init_from) / CHECKPOINTS / "g_ema.safetensors")
     opt_g = torch.optim.Adam(generator.parameters(), lr=opts.lr_g, betas=(opts.beta1, opts.beta2))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=opts.lr_d, betas=(opts.beta1, opts.beta2))
     state = {"step": 0, "d_loss_ema": 1.0, "d_win_streak": 0}
@@ -176,7 +175,6 @@ def train_gan(opts: GanOptions, run: Run, *, resume: bool = False, progress: boo
         log.info("resuming at step %d", state["step"])
     generator, discriminator, opt_g, opt_d = accelerator.prepare(generator, discriminator, opt_g, opt_d)
     g_net, d_net = accelerator.unwrap_model(generator), accelerator.unwrap_model(discriminator)
-    ema.to(accelerator.device)
 
     device = accelerator.device
     images = torch.from_numpy(posters.images[train]).permute(0, 3, 1, 2).contiguous().to(device)
@@ -188,35 +186,42 @@ def train_gan(opts: GanOptions, run: Run, *, resume: bool = False, progress: boo
     grid_y, grid_d = condition_tensors(grid, info["genres"], info["decades"], device)
     grid_z = torch.randn(GRID_COLUMNS, opts.z_dim, generator=seeded(opts.seed, "grid")).to(device)
 
+    # Losses and the collapse detector stay on the device; they are read only when something is
+    # logged or saved, so that a step never waits for the GPU.
+    sums = torch.zeros(len(STATS), device=device)
+    d_loss_ema = torch.tensor(float(state["d_loss_ema"]), device=device)
+    d_win_streak = torch.tensor(float(state["d_win_streak"]), device=device)
+    alarms = torch.zeros(2, device=device)  # the first step whose losses were not finite, and that D had won at
+
     def save_checkpoint():
         if accelerator.is_main_process:
             meta = {"step": str(state["step"])}
             # Resuming reads state.pt alone, renamed into place whole; the safetensors are for users.
             save_state({"g": g_net.state_dict(), "d": d_net.state_dict(), "g_ema": ema.state_dict(),
                         "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), **state}, ckpt / "state.pt")
-            for net, name in ((g_net, "g"), (d_net, "d"), (ema, "g_ema")):
+            for net, name in ((g_net, "g"), (d_net, "d"), (ema.averaged, "g_ema")):
                 save_weights(net, ckpt / f"{name}.safetensors", meta)
         accelerator.wait_for_everyone()
 
     def write_grid():
         if accelerator.is_main_process:
-            with torch.no_grad():
+            with torch.no_grad(), accelerator.autocast():
                 k = len(grid)
-                fakes = ema(grid_z.repeat(k, 1), grid_y.repeat_interleave(GRID_COLUMNS, 0),
-                            grid_d.repeat_interleave(GRID_COLUMNS, 0))
+                fakes = ema.averaged(grid_z.repeat(k, 1), grid_y.repeat_interleave(GRID_COLUMNS, 0),
+                                     grid_d.repeat_interleave(GRID_COLUMNS, 0))
             save_grid(to_uint8(fakes), GRID_COLUMNS, run.path / "grids" / f"step-{state['step']:06d}.png")
 
     bar = tqdm(total=opts.steps, initial=state["step"], desc="train-gan", unit="step",
                disable=not (progress and accelerator.is_main_process))
-    started, done_at_start, sums = time.perf_counter(), state["step"], []
+    window_start, window_steps = time.perf_counter(), 0
     while state["step"] < opts.steps:
         step = state["step"]
         rng = seeded(opts.seed, "step", step, accelerator.process_index)
-        real_idx = torch.randint(len(train), (per_process,), generator=rng).to(device)
+        real_idx = torch.randint(len(train), (per_process,), generator=rng).to(device, non_blocking=True)
         # Conditions to generate, each twice with different noise, for the mode-seeking term.
         fake_idx = torch.randint(len(train), ((per_process + 1) // 2,), generator=rng).repeat(2)[:per_process]
-        fake_idx = fake_idx.to(device)
-        z = torch.randn(per_process, opts.z_dim, generator=rng).to(device)
+        fake_idx = fake_idx.to(device, non_blocking=True)
+        z = torch.randn(per_process, opts.z_dim, generator=rng).to(device, non_blocking=True)
         real = images[real_idx].float() / 127.5 - 1
         y_real, d_real, y_fake, d_fake = genres[real_idx], decades[real_idx], genres[fake_idx], decades[fake_idx]
 
@@ -242,28 +247,43 @@ def train_gan(opts: GanOptions, run: Run, *, resume: bool = False, progress: boo
         accelerator.backward(g_loss + opts.class_weight * g_class + opts.mode_seeking / (spread + 1e-5))
         opt_g.step()
         opt_d.zero_grad(set_to_none=True)  # G's step left gradients in D; none may leak into D's next step
-        _update_ema(ema, g_net, min(opts.ema_decay, (1 + step) / (10 + step)))
+        ema.update(min(opts.ema_decay, (1 + step) / (10 + step)))
 
-        losses = accelerator.reduce(torch.stack([d_loss.detach(), g_loss.detach(), scores[:per_process].mean().detach(),
-                                                 scores[per_process:].mean().detach(), spread.detach(),
-                                                 d_class.detach(), g_class.detach()]), "mean").tolist()
-        _check_divergence(losses, state, opts, run)
+        stats = accelerator.reduce(torch.stack([d_loss.detach(), g_loss.detach(), scores[:per_process].mean().detach(),
+                                                scores[per_process:].mean().detach(), spread.detach(),
+                                                d_class.detach(), g_class.detach()]).float(), "mean")
+        sums += stats
+        d_loss_ema = 0.98 * d_loss_ema + 0.02 * stats[0]
+        d_win_streak = (d_win_streak + 1) * (d_loss_ema < opts.d_win_loss)
+        now = torch.stack([~torch.isfinite(stats[:2]).all(), d_win_streak >= opts.d_win_steps])
+        alarms = torch.where((alarms == 0) & now, float(step + 1), alarms)
         state["step"] = step + 1
-        sums.append(losses)
+        window_steps += 1
         bar.update(1)
-        if state["step"] % opts.log_every == 0 or state["step"] == opts.steps:
-            mean = np.mean(sums, 0)
-            seconds = time.perf_counter() - started
-            record = {"step": state["step"], "d_loss": mean[0], "g_loss": mean[1], "d_real": mean[2],
-                      "d_fake": mean[3], "spread": mean[4], "d_class": mean[5], "g_class": mean[6],
-                      "posters_per_s": round((state["step"] - done_at_start) * opts.batch_size / seconds, 1)}
+        done = state["step"] == opts.steps
+        logging_now = state["step"] % opts.log_every == 0 or done
+        grid_now = state["step"] % opts.grid_every == 0 or done
+        checkpoint_now = state["step"] % opts.checkpoint_every == 0 or done
+        if not (logging_now or grid_now or checkpoint_now):
+            continue
+        # Checked before anything is written, so that no grid or checkpoint comes from a diverged step.
+        read = torch.cat([sums / window_steps, alarms, d_loss_ema.view(1), d_win_streak.view(1)]).tolist()
+        mean, (diverged_at, collapsed_at, state["d_loss_ema"], streak) = read[:len(STATS)], read[len(STATS):]
+        state["d_win_streak"] = int(streak)
+        _check_divergence(mean, int(diverged_at), int(collapsed_at), state, opts, run)
+        if logging_now:
+            seconds = time.perf_counter() - window_start
+            record = {"step": state["step"], **dict(zip(STATS, mean)),
+                      "posters_per_s": round(window_steps * opts.batch_size / seconds, 1),
+                      "processes": accelerator.num_processes}
             bar.set_postfix(d=f"{mean[0]:.3f}", g=f"{mean[1]:.3f}")
             if accelerator.is_main_process:
                 run.log_metrics({k: round(float(v), 4) if isinstance(v, float) else v for k, v in record.items()})
-            sums = []
-        if state["step"] % opts.grid_every == 0 or state["step"] == opts.steps:
+            sums.zero_()
+            window_start, window_steps = time.perf_counter(), 0
+        if grid_now:
             write_grid()
-        if state["step"] % opts.checkpoint_every == 0 or state["step"] == opts.steps:
+        if checkpoint_now:
             save_checkpoint()
     bar.close()
     info["steps"] = state["step"]
@@ -280,28 +300,17 @@ def _spread(fake: torch.Tensor, z: torch.Tensor, m: int) -> torch.Tensor:
     return ((fake[:pairs] - fake[m:]).abs().mean() / (z[:pairs] - z[m:]).abs().mean().clamp(min=1e-5)).float()
 
 
-@torch.no_grad()
-def _update_ema(ema: torch.nn.Module, net: torch.nn.Module, decay: float) -> None:
-    for e, p in zip(ema.parameters(), net.parameters()):
-        e.lerp_(p, 1 - decay)
-    for e, b in zip(ema.buffers(), net.buffers()):
-        e.copy_(b)
-
-
-def _check_divergence(losses: list[float], state: dict, opts: GanOptions, run: Run) -> None:
+def _check_divergence(mean: list[float], diverged_at: int, collapsed_at: int, state: dict, opts: GanOptions,
+                      run: Run) -> None:
     """Stop before anything is saved from a diverged step, so the last checkpoint stays good."""
-    d_loss, g_loss = losses[:2]
     last = f"the last good checkpoint is {run.path / CHECKPOINTS}"
-    if not (math.isfinite(d_loss) and math.isfinite(g_loss)):
-        _stop(f"training diverged at step {state['step'] + 1}: D loss {d_loss}, G loss {g_loss}; {last} "
-                       "(try lower --lr-g/--lr-d, then --resume)")
-    state["d_loss_ema"] = 0.98 * state["d_loss_ema"] + 0.02 * d_loss
-    state["d_win_streak"] = state["d_win_streak"] + 1 if state["d_loss_ema"] < opts.d_win_loss else 0
-    if state["d_win_streak"] >= opts.d_win_steps:
-        _stop(f"training collapsed at step {state['step'] + 1}: D has separated real from fake for "
-                       f"{opts.d_win_steps} steps (smoothed D loss {state['d_loss_ema']:.4f}); {last} "
-                       "(more DiffAugment or fewer steps would help)")
-
+    if diverged_at:
+        _stop(f"training diverged at step {diverged_at}: D loss {mean[0]}, G loss {mean[1]}; {last} "
+              "(try lower --lr-g/--lr-d, then --resume)")
+    if collapsed_at:
+        _stop(f"training collapsed at step {collapsed_at}: D has separated real from fake for "
+              f"{opts.d_win_steps} steps (smoothed D loss {state['d_loss_ema']:.4f}); {last} "
+              "(more DiffAugment or fewer steps would help)")
 
 
 def _stop(message: str) -> None:
