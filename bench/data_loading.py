@@ -2,8 +2,9 @@
 
     python bench/data_loading.py --data ../shared/posters [--size 64x96] [--batch 128]
 
-Both paths feed the same torch DataLoader (batches of uint8 tensors, shuffled) over the training
-part; the cache is built first and not timed.
+Both paths give shuffled batches of uint8 tensors over the training part: the cache through the
+loader training uses (`batch_loader`: one sorted read of the memory map per batch), the JPEGs
+through a torch DataLoader decoding each poster. The cache is built first and not timed.
 """
 
 import argparse
@@ -14,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from lab.data.images import decode_poster, parse_size
-from lab.data.poster_dataset import open_posters
+from lab.data.poster_dataset import batch_loader, open_posters
 
 
 class DecodingDataset(Dataset):
@@ -30,9 +31,7 @@ class DecodingDataset(Dataset):
         return torch.from_numpy(decode_poster(self.paths[k], self.size)).permute(2, 0, 1)
 
 
-def posters_per_second(dataset, batch, workers, limit):
-    loader = DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers,
-                        generator=torch.Generator().manual_seed(0))
+def posters_per_second(loader, limit):
     seen, start = 0, time.perf_counter()
     for item in loader:
         images = item[0] if isinstance(item, (list, tuple)) else item
@@ -56,9 +55,13 @@ def main():
     posters = open_posters(args.data, size=size)
     print(f"open (cache build or reuse): {time.perf_counter() - start:.1f}s, {len(posters.table)} posters")
     train = posters.parts["train"]
-    cached = posters_per_second(posters.dataset("train"), args.batch, args.workers, args.limit)
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0)).numpy()
+    cached = posters_per_second(batch_loader(posters.dataset("train"), args.batch, order=order, workers=args.workers),
+                                args.limit)
     paths = np.asarray(posters.table.posters["path"])[train]
-    decoded = posters_per_second(DecodingDataset(paths, size), args.batch, args.workers, args.limit)
+    decoded = posters_per_second(DataLoader(DecodingDataset(paths, size), batch_size=args.batch, shuffle=True,
+                                            num_workers=args.workers, generator=torch.Generator().manual_seed(0)),
+                                 args.limit)
     print(f"size {args.size}, batch {args.batch}, {args.workers} loader workers, {torch.get_num_threads()} threads")
     print(f"cached memmap : {cached:10.0f} posters/s")
     print(f"PIL each step : {decoded:10.0f} posters/s")

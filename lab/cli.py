@@ -147,8 +147,8 @@ def train_classifier(
         "--baselines/--no-baselines", help="Also train the linear-probe and from-scratch CNN baselines "
                                            "(default yes; `lab evaluate` compares them).")] = None,
     workers: Annotated[Optional[int], typer.Option(
-        "--workers", help="Processes reading batches from the image cache (default: the machine's cores less one, "
-                          "at most 8; 0 reads in the training process).")] = None,
+        "--workers", help="Processes reading batches from the image cache (default: with a GPU, the machine's "
+                          "cores less one, at most 8; without one, 0: read in the training process).")] = None,
 ) -> None:
     """Fine-tune an ImageNet backbone to predict genres (multi-label) and decade, with baselines beside it."""
     from lab.classifier.train import ClassifierOptions, train_classifier as train

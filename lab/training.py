@@ -63,8 +63,12 @@ def create_run(out: Path | None, name: str, options: dict, *, resume: bool = Fal
 
 
 def default_workers() -> int:
-    """Loader processes: what the machine has, less one core for the training process itself."""
-    return max(0, min(8, (os.cpu_count() or 1) - 1))
+    """Loader processes: with a GPU, what the machine has (less one core for the training process).
+
+    Without one, none: the cores are busy computing, and a batch is one read of the image cache
+    (about 3,000 posters/s at 160x240 in the training process, 100 times what a CPU trains on).
+    """
+    return max(0, min(8, (os.cpu_count() or 1) - 1)) if torch.cuda.is_available() else 0
 
 
 def inference_device() -> torch.device:

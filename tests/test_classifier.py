@@ -230,7 +230,9 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     whole = json.loads((tmp_path / "whole" / "classifier.json").read_text())["models"]["classifier"]
     resumed = json.loads((tmp_path / "killed" / "classifier.json").read_text())["models"]["classifier"]
     assert resumed["best_epoch"] == whole["best_epoch"]
-    # Order, augmentation, dropout and initialisation are all seeded: the curves match epoch by epoch.
-    curve = [[r["val_macro_map"] for r in map(json.loads, open(tmp_path / run / "metrics.jsonl"))]
+    # Order, augmentation, dropout and initialisation are all seeded: the curves match epoch by epoch,
+    # the resumed epoch's training loss too (its sum so far is in the checkpoint).
+    curve = [[(r["val_macro_map"], r["train_loss"]) for r in map(json.loads, open(tmp_path / run / "metrics.jsonl"))]
              for run in ("whole", "killed")]
-    assert curve[1] == pytest.approx(curve[0], abs=1e-4) and len(curve[0]) == 3
+    assert len(curve[0]) == 3 and len(curve[1]) == 3
+    assert [x for pair in curve[1] for x in pair] == pytest.approx([x for pair in curve[0] for x in pair], abs=1e-4)

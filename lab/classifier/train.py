@@ -188,7 +188,9 @@ def fit(model: GenreClassifier, posters: Posters, opts: ClassifierOptions, run: 
         batches = accelerator.skip_first_batches(loader, state["batch"]) if state["batch"] else loader
         started = time.perf_counter()
         # Summed on the device and read only now and then: reading a loss every batch makes a GPU wait.
-        loss_sum, n_losses = torch.zeros((), device=accelerator.device), 0
+        # A resumed epoch goes on from the sum its checkpoint saved, so it reports the whole epoch's loss.
+        loss_sum = torch.tensor(float(state.get("loss_sum", 0.0)), device=accelerator.device)
+        n_losses = int(state.get("n_losses", 0))
         bar = tqdm(batches, total=len(loader), initial=state["batch"], desc=f"{name} epoch {epoch + 1}/{opts.epochs}",
                    unit="batch", disable=not (progress and accelerator.is_main_process), leave=False)
         for images, genres, decades in bar:
@@ -212,6 +214,7 @@ def fit(model: GenreClassifier, posters: Posters, opts: ClassifierOptions, run: 
             if state["batch"] % 50 == 0 and not bar.disable:
                 bar.set_postfix(loss=f"{loss_sum.item() / n_losses:.3f}")
             if state["batch"] % opts.checkpoint_every == 0:
+                state.update(loss_sum=loss_sum.item(), n_losses=n_losses)
                 save_last()
         bar.close()
         seconds = time.perf_counter() - started
@@ -225,7 +228,7 @@ def fit(model: GenreClassifier, posters: Posters, opts: ClassifierOptions, run: 
                   "val_macro_map": val_map, "trained_share": opts.trained_share(epoch),
                   "epoch_seconds": round(seconds, 1), "train_posters_per_s": round(len(order) / seconds, 1),
                   "processes": accelerator.num_processes}
-        state.update(epoch=epoch + 1, batch=0)
+        state.update(epoch=epoch + 1, batch=0, loss_sum=0.0, n_losses=0)
         if val_map > state["best"]:
             state.update(best=val_map, best_epoch=epoch + 1, stale=0)
         else:
