@@ -37,12 +37,7 @@ def ap_bars(genres: list[str], ap: list[float | None], frequency: list[float],
     ax.barh(y + len(bars) * height, [frequency[j] for j in order], height, label="frequency (chance AP)",
             color=GREY)
     ax.set_yticks(y + height * len(bars) / 2, [genres[j] for j in order])
-    ax.invert_yaxis()
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("average precision on the test posters")
-    ax.legend(loc="lower right", fontsize=8)
-    ax.grid(axis="x", alpha=0.3)
-    return figure_uri(fig)
+    return _share_bars(fig, ax, "average precision on the test posters")
 
 
 def confusion(matrix: np.ndarray, labels: list[str], xlabel: str, ylabel: str) -> str:
@@ -70,9 +65,14 @@ def precision_recall(genres: list[str], precision: list[float], recall: list[flo
     ax.barh(y - 0.2, precision, 0.4, label="precision", color=BLUE)
     ax.barh(y + 0.2, recall, 0.4, label="recall", color=ORANGE)
     ax.set_yticks(y, [f"{g} (> {t:.2f})" for g, t in zip(genres, thresholds)])
+    return _share_bars(fig, ax, "on the test posters, at each genre's threshold tuned for F1 on validation")
+
+
+def _share_bars(fig, ax, xlabel: str) -> str:
+    """Horizontal bars of shares (0-1), first genre on top: the finish both genre bar charts share."""
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
-    ax.set_xlabel("on the test posters, at each genre's threshold tuned for F1 on validation")
+    ax.set_xlabel(xlabel)
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(axis="x", alpha=0.3)
     return figure_uri(fig)
