@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -187,14 +188,20 @@ def test_score_samples_errors_are_one_clear_line(lab_runs, tmp_path, capsys):
     assert "not a run folder" in error(samples, str(tmp_path / "nowhere"))
 
 
-def test_demo_runs_the_whole_lab_and_says_where_everything_went(tmp_path, capsys):
-    data = make_synthetic_posters(tmp_path / "posters", 240, seed=6, size=(32, 48))
+def _tiny_demo(tmp_path, posters: int, steps: int, batch: int, n: int) -> Path:
+    """`lab demo` on synthetic posters with the smallest classifier and GAN; returns its folder."""
+    data = make_synthetic_posters(tmp_path / "posters", posters, seed=6, size=(32, 48))
     (tmp_path / "clf.toml").write_text('size = "32x48"\nschedule = [[1, 0.0]]\nbaselines = false\n')
-    (tmp_path / "gan.toml").write_text('size = "32x48"\nchannels = 8\nz_dim = 16\nsteps = 10\nbatch_size = 16\n')
-    _lab("demo", "--data", str(data), "--out", str(tmp_path / "demo"), "-n", "4",
+    (tmp_path / "gan.toml").write_text(f'size = "32x48"\nchannels = 8\nz_dim = 16\nsteps = {steps}\n'
+                                       f'batch_size = {batch}\n')
+    _lab("demo", "--data", str(data), "--out", str(tmp_path / "demo"), "-n", str(n),
          "--classifier-recipe", str(tmp_path / "clf.toml"), "--gan-recipe", str(tmp_path / "gan.toml"))
+    return tmp_path / "demo"
+
+
+def test_demo_runs_the_whole_lab_and_says_where_everything_went(tmp_path, capsys):
+    demo = _tiny_demo(tmp_path, posters=240, steps=10, batch=16, n=4)
     out = capsys.readouterr().out
-    demo = tmp_path / "demo"
     for folder in ("classifier", "gan", "samples"):
         assert str(demo / folder) in out
     headline = json.loads((demo / "headline.json").read_text())
@@ -205,10 +212,6 @@ def test_demo_runs_the_whole_lab_and_says_where_everything_went(tmp_path, capsys
 
 
 def test_demo_with_too_few_real_posters_for_fid_says_so(tmp_path, capsys):
-    data = make_synthetic_posters(tmp_path / "posters", 40, seed=6, size=(32, 48))
-    (tmp_path / "clf.toml").write_text('size = "32x48"\nschedule = [[1, 0.0]]\nbaselines = false\n')
-    (tmp_path / "gan.toml").write_text('size = "32x48"\nchannels = 8\nz_dim = 16\nsteps = 2\nbatch_size = 8\n')
-    _lab("demo", "--data", str(data), "--out", str(tmp_path / "demo"), "-n", "2",
-         "--classifier-recipe", str(tmp_path / "clf.toml"), "--gan-recipe", str(tmp_path / "gan.toml"))
-    headline = json.loads((tmp_path / "demo" / "headline.json").read_text())
+    demo = _tiny_demo(tmp_path, posters=40, steps=2, batch=8, n=2)
+    headline = json.loads((demo / "headline.json").read_text())
     assert headline["fid"] is None and "too few real test posters" in capsys.readouterr().out
