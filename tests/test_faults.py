@@ -7,7 +7,6 @@ stderr with exit status 2, and nothing good may be lost.
 
 import contextlib
 import csv
-import functools
 import http.server
 import json
 import logging
