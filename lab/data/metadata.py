@@ -2,6 +2,8 @@
 
 `metadata.csv` has the columns imdb_id,title,year,genres,image; genres are `|`-separated and
 `image` is a path relative to the folder. Bad rows are skipped with a reason, never fatal.
+Optional columns: `rating` (the film's IMDb average, 1-10) and `votes` (how many votes it rests
+on). A missing or bad rating only means "no rating": the poster is kept for everything else.
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from lab.errors import LabError
 
 COLUMNS = ("imdb_id", "title", "year", "genres", "image")
+OPTIONAL_COLUMNS = ("rating", "votes")
+RATING_RANGE = (1.0, 10.0)
 GENRE_SEP = "|"
 FORMAT_HELP = (
     "a dataset is a folder with metadata.csv (columns imdb_id,title,year,genres,image; "
@@ -44,7 +49,8 @@ class PosterTable:
     """The good rows of a dataset, the rows skipped and the label vocabularies."""
 
     root: Path
-    posters: pd.DataFrame  # columns: imdb_id, title, year, decade, genres (tuple), image, path
+    # columns: imdb_id, title, year, decade, genres (tuple), image, path, rating and votes (float, NaN: none)
+    posters: pd.DataFrame
     genres: list[str]  # every genre of the whole dataset, sorted
     decades: list[int]
     skipped: list[Skipped] = field(default_factory=list)
@@ -63,6 +69,10 @@ class PosterTable:
             for g in genres:
                 counts[g] += 1
         return counts
+
+    def unrated(self) -> int:
+        """Posters with no usable rating (no rating column, an empty or bad cell)."""
+        return int(self.posters["rating"].isna().sum())
 
     def decade_counts(self) -> dict[int, int]:
         counts = self.posters["decade"].value_counts()
@@ -84,15 +94,17 @@ def read_dataset(root: str | Path) -> PosterTable:
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise LabError(f"{csv} lacks the column(s) {', '.join(missing)}: {FORMAT_HELP}")
-    return validate_records(frame[list(COLUMNS)], root)
+    return validate_records(frame[[c for c in (*COLUMNS, *OPTIONAL_COLUMNS) if c in frame.columns]], root)
 
 
 def validate_records(frame: pd.DataFrame, root: Path, *, must_exist: bool = True) -> PosterTable:
     """Keep the rows that make a usable poster; skip the others with their reason.
 
-    `frame` has the columns of COLUMNS as strings. With `must_exist` an image file that is not
-    there skips the row (an importer that will download it passes False).
+    `frame` has the columns of COLUMNS, and any of OPTIONAL_COLUMNS, as strings. With `must_exist`
+    an image file that is not there skips the row (an importer that will download it passes False).
     """
+    ratings = frame["rating"].map(parse_rating) if "rating" in frame.columns else None
+    votes = frame["votes"].map(parse_votes) if "votes" in frame.columns else None
     root_resolved = root.resolve()
     rows, skipped, first_line = [], [], {}
     for i, rec in enumerate(frame.itertuples(index=False), start=2):
@@ -116,9 +128,11 @@ def validate_records(frame: pd.DataFrame, root: Path, *, must_exist: bool = True
             skipped.append(Skipped(i, imdb_id, reason))
             continue
         first_line[imdb_id] = i
-        rows.append((imdb_id, str(rec.title).strip(), year, year // 10 * 10, genres,
-                     str(rec.image).strip(), str(path)))
-    posters = pd.DataFrame(rows, columns=["imdb_id", "title", "year", "decade", "genres", "image", "path"])
+        k = i - 2
+        rows.append((imdb_id, str(rec.title).strip(), year, year // 10 * 10, genres, str(rec.image).strip(),
+                     str(path), np.nan if ratings is None else ratings.iat[k], np.nan if votes is None else votes.iat[k]))
+    posters = pd.DataFrame(rows, columns=["imdb_id", "title", "year", "decade", "genres", "image", "path",
+                                          "rating", "votes"]).astype({"rating": float, "votes": float})
     genres = sorted({g for gs in posters["genres"] for g in gs})
     decades = sorted(int(d) for d in posters["decade"].unique())
     return PosterTable(root, posters, genres, decades, skipped)
@@ -133,6 +147,24 @@ def _parse_year(value) -> int | None:
     if year is None or not YEAR_RANGE[0] <= year <= YEAR_RANGE[1]:
         return None
     return year
+
+
+def parse_rating(value) -> float:
+    """A rating cell as a number in RATING_RANGE; NaN for empty, 'n/a', '7,5', out of range or NaN."""
+    number = _number(value)
+    return number if RATING_RANGE[0] <= number <= RATING_RANGE[1] else np.nan
+
+
+def parse_votes(value) -> float:
+    """A vote count cell as a whole number >= 0; NaN where it is not one."""
+    number = _number(value)
+    return number if number >= 0 and float(number).is_integer() else np.nan
+
+
+def _number(value) -> float:
+    """A plain decimal number ('7.5', '1200'); NaN for anything else (NaN never compares true)."""
+    text = str(value).strip()
+    return float(text) if re.fullmatch(r"[+-]?\d+(\.\d*)?|[+-]?\.\d+", text) else np.nan
 
 
 def _image_path(image: str, root: Path, root_resolved: Path, must_exist: bool):

@@ -25,7 +25,9 @@ class DatasetSummary:
         if not self.filter.is_empty():
             head += f" (filtered: {self.filter.slug()})"
         out = [head, "genres:  " + "  ".join(f"{g} {n}" for g, n in genre_counts if n),
-               "decades: " + "  ".join(f"{d}s {n}" for d, n in t.decade_counts().items() if n)]
+               "decades: " + "  ".join(f"{d}s {n}" for d, n in t.decade_counts().items() if n),
+               f"ratings: {len(t) - t.unrated()} rated, {t.unrated()} without a usable rating "
+               "(no rating column, an empty cell, or not a number from 1 to 10)"]
         if self.problems:
             out.append("skipped:")
             out += [f"  {p}" for p in self.problems]
