@@ -13,11 +13,11 @@ from lab.checkpoint import load_state
 from lab.data.poster_dataset import open_posters
 from lab.data.synthetic import make_synthetic_posters
 from lab.errors import LabError
-from lab.gan.conditions import parse_conditions
 from lab.gan.diffaugment import diff_augment
 from lab.gan.model import Discriminator, Generator
 from lab.gan.sample import sample_run
 from lab.gan.train import GanOptions, train_gan
+from lab.generation.condition import parse_conditions
 from lab.runs import Run
 
 TINY = dict(size="32x48", channels=8, z_dim=16, batch_size=16, grid_every=5, checkpoint_every=5, log_every=5)

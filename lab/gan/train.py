@@ -24,10 +24,10 @@ from lab.data.filters import DataOptions
 from lab.data.images import parse_size
 from lab.data.poster_dataset import Posters, open_posters
 from lab.errors import LabError
-from lab.gan.conditions import Condition, condition_tensors
 from lab.gan.diffaugment import diff_augment
-from lab.gan.grid import save_grid, to_uint8
 from lab.gan.model import Discriminator, Generator, n_upsamplings
+from lab.generation.condition import Condition, condition_tensors
+from lab.generation.samples import save_grid, to_uint8
 from lab.runs import Run
 from lab.training import WeightAverage, make_accelerator, seeded
 
@@ -182,7 +182,7 @@ def train_gan(opts: GanOptions, run: Run, *, resume: bool = False, progress: boo
     decades = torch.from_numpy(posters.decade_index[train]).to(device)
     per_process = max(1, opts.batch_size // accelerator.num_processes)
     zero = torch.zeros((), device=device)
-    grid = [Condition(tuple(c["genres"]), c["decade"]) for c in info["grid"]]
+    grid = [Condition.from_dict(c) for c in info["grid"]]
     grid_y, grid_d = condition_tensors(grid, info["genres"], info["decades"], device)
     grid_z = torch.randn(GRID_COLUMNS, opts.z_dim, generator=seeded(opts.seed, "grid")).to(device)
 

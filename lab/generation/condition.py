@@ -25,6 +25,11 @@ class Condition:
     def to_dict(self) -> dict:
         return {"genres": list(self.genres), "decade": self.decade}
 
+    @classmethod
+    def from_dict(cls, entry: dict) -> Condition:
+        """The inverse of `to_dict`: a condition as samples.json and run files store it."""
+        return cls(tuple(entry["genres"]), entry["decade"])
+
 
 def parse_conditions(genres: list[str], decades: list[str], known_genres: list[str],
                      known_decades: list[int]) -> list[Condition]:

@@ -1,12 +1,26 @@
-"""Generated images as PNG files and grids."""
+"""The samples folder every generator writes and scoring reads: one PNG per poster, grid.png and samples.json.
+
+samples.json holds run, checkpoint, step, seed, n, conditional, size (any extra keys a generator adds,
+such as a diffusion model's steps), conditions and images: one record per PNG with its file, genres,
+decade, seed, index, run and step.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
+
+from lab.checkpoint import save_json
+from lab.errors import LabError
+from lab.generation.condition import Condition
+
+SAMPLES_FILE = "samples.json"
+GRID_FILE = "grid.png"
+GRID_COLUMNS = 8
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -35,3 +49,54 @@ def save_grid(images: np.ndarray, columns: int, path: Path, gap: int = 2, row_la
             draw.text((gap, r * (h + gap) + h // 2 - 5), label, fill=(0, 0, 0), font=font)
     path.parent.mkdir(parents=True, exist_ok=True)
     picture.save(path)
+
+
+def default_samples_dir(run_dir: Path, conditions: list[Condition], seed: int) -> Path:
+    """Where `lab sample` writes when no --out is given: named after what was asked for."""
+    return Path(run_dir) / "samples" / f"{'_'.join(c.slug() for c in conditions)}-seed{seed}"
+
+
+def write_samples(out: Path, conditions: list[Condition], n: int,
+                  generate: Callable[[int, Condition], np.ndarray], summary: dict) -> dict:
+    """Write n posters per condition into `out` (which must be new or empty) as `<slug>-<index:04d>.png`,
+    a labelled grid with one row block per condition, and samples.json; returns what samples.json holds.
+
+    `generate(k, condition)` gives the n posters of `conditions[k]` as uint8 (n, H, W, 3), see `to_uint8`;
+    it is called once per condition, in order, after `out` has been checked, so a generator seeds its
+    own noise and may reuse it across conditions. `summary` holds the generator's own fields: run (the
+    resolved run folder), checkpoint, step, seed, conditional, size, and any extra keys of its own;
+    n, conditions and the per-image records are added here.
+    """
+    out = Path(out)
+    if n < 1:
+        raise LabError("-n must be at least 1")
+    if out.exists() and any(out.iterdir()):
+        raise LabError(f"{out} is not empty; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    records, pixels = [], []
+    for k_condition, condition in enumerate(conditions):
+        images = generate(k_condition, condition)
+        if images.dtype != np.uint8 or images.shape[0] != n or images.ndim != 4 or images.shape[3] != 3:
+            raise ValueError(f"generate gave {images.dtype} {images.shape} for {condition.label()}, "
+                             f"not uint8 ({n}, H, W, 3)")
+        for index, image in enumerate(images):
+            name = f"{condition.slug()}-{index:04d}.png"
+            Image.fromarray(image).save(out / name)
+            records.append({"file": name, **condition.to_dict(), "seed": summary["seed"], "index": index,
+                            "run": summary["run"], "step": summary["step"]})
+            pixels.append(image)
+    columns = min(n, GRID_COLUMNS)
+    rows_each = -(-n // columns)
+    blank = np.full_like(pixels[0], 255)
+    padded = [image for c in range(len(conditions))  # each condition starts a new row of the grid
+              for image in pixels[c * n:(c + 1) * n] + [blank] * (-n % columns)]
+    labels = [c.label() if r == 0 else "" for c in conditions for r in range(rows_each)]
+    save_grid(np.stack(padded), columns, out / GRID_FILE, row_labels=labels)
+    summary = {**summary, "n": n, "conditions": [c.to_dict() for c in conditions], "images": records}
+    save_json(summary, out / SAMPLES_FILE)
+    return summary
+
+
+def read_conditions(summary: dict) -> list[Condition]:
+    """The conditions a samples.json was asked for, in its order."""
+    return [Condition.from_dict(c) for c in summary["conditions"]]

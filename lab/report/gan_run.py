@@ -11,9 +11,9 @@ import numpy as np
 from lab.checkpoint import read_json
 from lab.data.poster_dataset import open_posters
 from lab.errors import LabError
-from lab.gan.conditions import Condition
-from lab.gan.sample import SAMPLES_FILE
 from lab.gan.train import RUN_FILE, load_gan_info
+from lab.generation.condition import Condition
+from lab.generation.samples import SAMPLES_FILE
 from lab.report import plots
 from lab.report.blocks import Figure, Gallery, Missing, Part, Row, Section, Table, Tile
 from lab.report.embed import file_uri, image_uri
@@ -100,7 +100,7 @@ def _losses(run: Run, part_id: str, resume: str) -> Section:
 
 
 def _label(entry: dict) -> str:
-    return Condition(tuple(entry["genres"]), entry["decade"]).label()
+    return Condition.from_dict(entry).label()
 
 
 def _score_table(scores: dict, folder: Path, part_id: str) -> Section:

@@ -19,8 +19,8 @@ from lab.classifier.inference import classify_images, load_model, load_run_info
 from lab.data.filters import PosterFilter
 from lab.data.poster_dataset import open_posters
 from lab.errors import LabError
-from lab.gan.conditions import Condition
-from lab.gan.sample import SAMPLES_FILE, read_conditions
+from lab.generation.condition import Condition
+from lab.generation.samples import SAMPLES_FILE, read_conditions
 from lab.runs import Run
 from lab.scoring.extractors import choose_extractor
 from lab.scoring.fidelity import fidelity, image_features
@@ -75,8 +75,8 @@ def score_samples(samples_dir: Path, classifier_run: Path, real: Path | None = N
         report_conditions.append(entry)
     all_reals = [(k, c) for c, reals in zip(conditions, real_by_condition) for k in reals]
     overall = {"n": len(fake_rows),
-               **_fidelity_figures([fake_p[k] for k in fake_rows], [_condition(summary["images"][k]) for k in fake_rows],
-                                   info),
+               **_fidelity_figures([fake_p[k] for k in fake_rows],
+                                   [Condition.from_dict(summary["images"][k]) for k in fake_rows], info),
                **fidelity(stack(fake_f, fake_rows), stack(real_f, real_rows)),
                "real": {"n": len(all_reals), **_fidelity_figures([real_p[k] for k, _ in all_reals],
                                                                  [c for _, c in all_reals], info)}}
@@ -94,10 +94,6 @@ def score_samples(samples_dir: Path, classifier_run: Path, real: Path | None = N
     path = Path(out) if out else samples_dir / SCORES_FILE
     save_json(report, path)
     return report, path
-
-
-def _condition(record: dict) -> Condition:
-    return Condition(tuple(record["genres"]), record["decade"])
 
 
 def _passes(c: Condition, flt: PosterFilter) -> bool:
@@ -189,7 +185,7 @@ def format_scores(report: dict) -> str:
                 f"{num(r['genre_fidelity'], 10, '.3f')}{num(r['genre_prob'], 10, '.3f')}{num(r['decade_acc'], 8, '.3f')}")
 
     lines = [head, "-" * len(head)]
-    lines += [line(Condition(tuple(c["genres"]), c["decade"]).label(), c) for c in report["conditions"]]
+    lines += [line(Condition.from_dict(c).label(), c) for c in report["conditions"]]
     lines += ["-" * len(head), line("overall", report["overall"])]
     lines.append(f"fidelity: share of samples whose asked-for genre is in the classifier's top {TOP}; real: the "
                  f"same for real {report['real']['part']} posters of the condition (the ceiling a perfect generator "
