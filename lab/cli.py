@@ -75,6 +75,13 @@ def data_import(
         "--image-col", help="With --csv: column with each image's path inside --images.")] = None,
     url_col: Annotated[Optional[str], typer.Option(
         "--url-col", help="With --csv: column with each poster's URL, for --download.")] = None,
+    rating_col: Annotated[Optional[str], typer.Option(
+        "--rating-col", help="With --csv: column with the film's average rating, 1-10 (--kaggle-csv reads "
+                             "'IMDB Score'). An empty cell, or one not a number from 1 to 10, means no rating; "
+                             "the poster is kept.")] = None,
+    votes_col: Annotated[Optional[str], typer.Option(
+        "--votes-col", help="With --csv: column with how many votes each rating rests on (a whole number; "
+                            "anything else is left empty).")] = None,
     download: Annotated[bool, typer.Option(
         "--download", help="Download posters missing from --images from their URL; rerun to resume.")] = False,
     workers: Annotated[int, typer.Option("--workers", help="Parallel downloads at most.")] = 8,
@@ -88,7 +95,8 @@ def data_import(
     if (kaggle_csv is None) == (csv is None):
         raise LabError("give exactly one of --kaggle-csv FILE or --csv FILE")
     columns = KAGGLE if kaggle_csv else Columns(id=id_col, title=title_col, genres=genre_col, year=year_col,
-                                                image=image_col, url=url_col, genre_sep=genre_sep)
+                                                image=image_col, url=url_col, genre_sep=genre_sep,
+                                                rating=rating_col, votes=votes_col)
     report = import_dataset(kaggle_csv or csv, images, out, columns, download=download, workers=workers,
                             allow_private=allow_private_urls)
     typer.echo(f"imported {report.kept} posters into {out} ({report.downloaded} downloaded), "
@@ -97,6 +105,8 @@ def data_import(
         typer.echo(f"  {s}")
     for n in report.neutralised:
         typer.echo(f"  {n}")
+    typer.echo(f"ratings: {report.kept - report.unrated} rated, {report.unrated} without a usable rating"
+               + ("" if columns.rating else " (no --rating-col given)"))
     typer.echo(f"check it with: lab data check {out}")
 
 

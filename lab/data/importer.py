@@ -6,6 +6,14 @@ Hostile cells are refused or neutralised row by row, each named in the report, s
 row is lost: cells far too long, formula-like titles (a spreadsheet would run them), genres that
 are formulas, control characters such as NUL, bytes that are not UTF-8 in a UTF-8 file, rows with
 more cells than the header.
+
+Ratings: `rating` (the film's average, 1-10) and `votes` come from the columns named for them
+(Kaggle's `IMDB Score`; Kaggle has no vote counts). A rating or vote count that is not a number in
+range (empty, 'n/a', '0', '11', '7,5', 'NaN', a negative or fractional vote count) only means "no
+rating": the row is kept, its cell is written empty, and the report counts such posters. Only the
+parsed number is ever written, so a formula or control characters in these cells cannot reach the
+output. A rating or votes cell over the length limit is read as empty and noted, rather than
+refusing its row as an overlong id or title does: a bad rating never loses a poster.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -22,7 +31,7 @@ import pandas as pd
 
 from lab.data.download import download_all
 from lab.data.images import decode_many
-from lab.data.metadata import COLUMNS, GENRE_SEP, Skipped, validate_records
+from lab.data.metadata import COLUMNS, GENRE_SEP, OPTIONAL_COLUMNS, Skipped, validate_records
 from lab.errors import LabError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp")
@@ -39,9 +48,11 @@ class Columns:
     image: str | None = None  # a path relative to the images folder; default '<id>.jpg'
     url: str | None = None
     genre_sep: str = "|"
+    rating: str | None = None  # the film's average rating, 1-10
+    votes: str | None = None  # how many votes that rating rests on
 
 
-KAGGLE = Columns(id="imdbId", title="Title", genres="Genre", url="Poster")
+KAGGLE = Columns(id="imdbId", title="Title", genres="Genre", url="Poster", rating="IMDB Score")
 
 
 # Longest cell read from a used column: ids, titles, genres, paths and URLs are far shorter, and a
@@ -71,10 +82,11 @@ class ImportReport:
     kept: int
     skipped: list[Skipped]
     downloaded: int
+    unrated: int  # kept posters with no usable rating
     neutralised: list[Neutralised] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"out": str(self.out), "kept": self.kept, "downloaded": self.downloaded,
+        return {"out": str(self.out), "kept": self.kept, "downloaded": self.downloaded, "unrated": self.unrated,
                 "skipped": [vars(s) for s in self.skipped], "neutralised": [vars(n) for n in self.neutralised]}
 
 
@@ -133,7 +145,8 @@ def import_dataset(csv_path: Path, images: Path | None, out: Path, columns: Colu
     neutralised. `allow_private` lets --download fetch from loopback and private-network addresses."""
     read = read_source_csv(Path(csv_path))
     source = read.frame
-    wanted = [c for c in (columns.id, columns.title, columns.genres, columns.year, columns.image, columns.url) if c]
+    wanted = [c for c in (columns.id, columns.title, columns.genres, columns.year, columns.image, columns.url,
+                          columns.rating, columns.votes) if c]
     missing = [c for c in wanted if c not in source.columns]
     if missing:
         raise LabError(f"{csv_path} lacks the column(s) {', '.join(missing)}; its columns are: "
@@ -189,13 +202,14 @@ def import_dataset(csv_path: Path, images: Path | None, out: Path, columns: Colu
         name = f"{rec.imdb_id}{src.suffix.lower() or '.jpg'}"
         if src.resolve() != (out_images / name).resolve():
             shutil.copyfile(src, out_images / name)
-        rows.append((rec.imdb_id, rec.title, rec.year, GENRE_SEP.join(rec.genres), f"images/{name}"))
+        rows.append((rec.imdb_id, rec.title, rec.year, GENRE_SEP.join(rec.genres), f"images/{name}",
+                     _number_cell(rec.rating), _number_cell(rec.votes)))
     with open(out / "metadata.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(COLUMNS)
+        w.writerow((*COLUMNS, *OPTIONAL_COLUMNS))
         w.writerows(rows)
     skipped.sort(key=lambda s: s.row)
-    report = ImportReport(out, len(rows), skipped, downloaded, neutralised)
+    report = ImportReport(out, len(rows), skipped, downloaded, int(posters["rating"].isna().sum()), neutralised)
     (out / "import-report.json").write_text(json.dumps(report.to_dict(), indent=1))
     return report
 
@@ -209,11 +223,14 @@ def _guard_cells(source: pd.DataFrame, columns: Columns, used: list[str], read: 
     source = source.copy()
     refused = {line: (_shown(source.at[line - 2, columns.id]), why) for line, why in read.refused.items()}
     neutralised = [Neutralised(line, _shown(source.at[line - 2, columns.id]), what) for line, what in read.notes]
+    # A bad rating or vote count is "no rating", never a lost row (unless the column is also used as text).
+    text = (columns.id, columns.title, columns.genres, columns.year, columns.image, columns.url)
+    numbers = [c for c in (columns.rating, columns.votes) if c and c not in text]
     for k, row in enumerate(source[used].itertuples(index=False)):
         line, cells = k + 2, dict(zip(used, row))
         imdb_id = _shown(cells[columns.id])
         why = next((f"{name} cell is {len(text):,} characters, over the {MAX_CELL:,} limit"
-                    for name, text in cells.items() if len(text) > MAX_CELL), None)
+                    for name, text in cells.items() if len(text) > MAX_CELL and name not in numbers), None)
         for name in filter(None, (columns.id, columns.image)):
             if why is None and CONTROL.search(cells[name]):
                 why = f"{name} has control characters ({_controls(cells[name])})"
@@ -225,6 +242,11 @@ def _guard_cells(source: pd.DataFrame, columns: Columns, used: list[str], read: 
             refused.setdefault(line, (imdb_id, why))
             source.loc[k, used] = ""
             continue
+        for name in numbers:
+            if len(cells[name]) > MAX_CELL:
+                neutralised.append(Neutralised(line, imdb_id, f"{name} cell is {len(cells[name]):,} characters, over "
+                                                              f"the {MAX_CELL:,} limit; read as empty"))
+                source.at[k, name] = ""
         for name in (columns.title, columns.genres):
             if CONTROL.search(cells[name]):
                 neutralised.append(Neutralised(line, imdb_id, f"{_controls(cells[name])} removed from {name}"))
@@ -250,7 +272,7 @@ def _controls(text: str) -> str:
 
 
 def _records(source: pd.DataFrame, columns: Columns, images: Path) -> pd.DataFrame:
-    """The source rows in the dataset's columns (plus `url`), all as strings."""
+    """The source rows in the dataset's columns (plus `url`, `rating` and `votes`), all as strings."""
     title = source[columns.title].str.strip()
     if columns.year:
         year = source[columns.year]
@@ -261,9 +283,21 @@ def _records(source: pd.DataFrame, columns: Columns, images: Path) -> pd.DataFra
     ids = source[columns.id].str.strip()
     genres = source[columns.genres].map(lambda g: GENRE_SEP.join(x.strip() for x in str(g).split(columns.genre_sep)))
     image = source[columns.image] if columns.image else ids.map(lambda i: _image_named(images, i))
-    url = source[columns.url].str.strip() if columns.url else pd.Series([""] * len(source))
+    blank = pd.Series([""] * len(source))
+    url = source[columns.url].str.strip() if columns.url else blank
+    rating = source[columns.rating] if columns.rating else blank
+    votes = source[columns.votes] if columns.votes else blank
     return pd.DataFrame({"imdb_id": ids, "title": title, "year": year, "genres": genres,
-                         "image": image, "url": url})
+                         "image": image, "url": url, "rating": rating, "votes": votes})
+
+
+def _number_cell(value: float) -> str:
+    """A parsed rating or vote count as metadata.csv holds it: empty for none, else text that reads back
+    as the same number (a whole number without '.0'; repr is the shortest exact decimal)."""
+    value = float(value)  # not numpy's float64, whose repr names its type
+    if math.isnan(value):
+        return ""
+    return str(int(value)) if value.is_integer() else repr(value)
 
 
 def _image_named(images: Path, imdb_id: str) -> str:
