@@ -1,13 +1,16 @@
 import csv
+import json
 import multiprocessing
 import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import POSTERS
+from conftest import POSTERS, copy_real_subset
+from test_cli import run_cli
 from lab.data.cache import load_image_cache
 from lab.data.filters import PosterFilter, apply_filter, parse_decade
 from lab.data.images import BadImage, decode_poster, parse_size
@@ -209,3 +212,111 @@ def test_synthetic_is_deterministic_and_depends_on_genre_and_decade(tmp_path):
         guess = classes[((x[test, None] - centroids[None]) ** 2).sum(-1).argmin(1)]
         assert (guess == labels[test]).mean() > 0.8
 
+
+# ---- ratings: a bad cell means "no rating", never a lost poster ----
+
+# The issue's bad rating cells and a few good ones, and what each reads as (NaN: no rating).
+RATING_CELLS = {"": np.nan, "n/a": np.nan, "0": np.nan, "11": np.nan, "7,5": np.nan, "NaN": np.nan,
+                "7.5": 7.5, "10": 10.0, " 1 ": 1.0}
+VOTES_CELLS = {"": np.nan, "-3": np.nan, "12.5": np.nan, "many": np.nan, "1398": 1398.0, "0": 0.0}
+
+
+def _rating_dataset(folder: Path):
+    """Real posters whose rating and votes cells are the cases above, then three with their real cells.
+
+    Returns the folder, the rows written and {id: (rating, votes) expected}.
+    """
+    folder, rows = copy_real_subset(folder, len(RATING_CELLS) + 3)
+    for row, cell in zip(rows, RATING_CELLS):
+        row["rating"] = cell
+    for row, cell in zip(rows, VOTES_CELLS):
+        row["votes"] = cell
+    pd.DataFrame(rows).to_csv(folder / "metadata.csv", index=False)
+
+    def real(cell, cases):
+        return cases[cell] if cell in cases else float(cell) if cell else np.nan
+    expected = {r["imdb_id"]: (real(r["rating"], RATING_CELLS), real(r["votes"], VOTES_CELLS)) for r in rows}
+    return folder, rows, expected
+
+
+def _assert_ratings(table, expected, votes=True):
+    got = table.posters.set_index("imdb_id").loc[list(expected)]
+    np.testing.assert_array_equal(got["rating"].to_numpy(), [r for r, _ in expected.values()])  # NaN == NaN here
+    np.testing.assert_array_equal(got["votes"].to_numpy(), [v if votes else np.nan for _, v in expected.values()])
+
+
+def test_bad_rating_and_votes_cells_keep_the_poster_without_a_rating(tmp_path, capsys):
+    folder, rows, expected = _rating_dataset(tmp_path / "d")
+    assert "7,5" in (folder / "metadata.csv").read_text()  # the cells reach the file as the issue writes them
+    table = read_dataset(folder)
+    assert len(table) == len(rows) and not table.skipped
+    _assert_ratings(table, expected)
+    unrated = sum(np.isnan(r) for r, _ in expected.values())
+    assert unrated == 6 and table.unrated() == unrated
+    code, out, err = run_cli(capsys, "data", "check", str(folder))
+    assert code == 0 and f"{len(rows)} posters" in out and "0 skipped" in out, err
+    assert f"ratings: {len(rows) - unrated} rated, {unrated} without a usable rating" in out
+
+
+def test_dataset_without_rating_columns_reads_as_all_unrated(real_subset, capsys):
+    assert "rating" not in (real_subset / "metadata.csv").read_text().splitlines()[0]
+    table = read_dataset(real_subset)
+    assert len(table) == table.unrated() == 60 and table.posters["votes"].isna().all()
+    code, out, _ = run_cli(capsys, "data", "check", str(real_subset))
+    assert code == 0 and "ratings: 0 rated, 60 without a usable rating" in out
+
+
+def _imported_cells(out: Path) -> pd.DataFrame:
+    return pd.read_csv(out / "metadata.csv", dtype=str, keep_default_na=False).set_index("imdb_id")
+
+
+def test_kaggle_import_reads_imdb_score_as_rating(tmp_path, capsys):
+    folder, rows, expected = _rating_dataset(tmp_path / "d")
+    pd.DataFrame({"imdbId": [r["imdb_id"] for r in rows], "Imdb Link": "",
+                  "Title": [f"{r['title']} ({r['year']})" for r in rows], "IMDB Score": [r["rating"] for r in rows],
+                  "Genre": [r["genres"] for r in rows], "Poster": ""}
+                 ).to_csv(tmp_path / "MovieGenre.csv", index=False, encoding="latin-1", errors="replace")
+    out = tmp_path / "out"
+    code, printed, err = run_cli(capsys, "data", "import", "--kaggle-csv", str(tmp_path / "MovieGenre.csv"),
+                                 "--images", str(folder / "images"), "--out", str(out))
+    unrated = sum(np.isnan(r) for r, _ in expected.values())
+    assert code == 0 and f"imported {len(rows)} posters" in printed and "0 rows skipped" in printed, err
+    assert f"ratings: {len(rows) - unrated} rated, {unrated} without a usable rating" in printed
+    table = read_dataset(out)
+    assert len(table) == len(rows) and not table.skipped
+    _assert_ratings(table, expected, votes=False)  # Kaggle's file has no vote counts
+    report = json.loads((out / "import-report.json").read_text())
+    assert report["kept"] == len(rows) and report["unrated"] == unrated
+    cells = _imported_cells(out)
+    assert list(cells.columns[-2:]) == ["rating", "votes"] and (cells["votes"] == "").all()
+    assert all(cells.at[i, "rating"] == "" for i, (r, _) in expected.items() if np.isnan(r))
+
+
+def test_generic_import_with_rating_and_votes_columns(tmp_path, capsys):
+    folder, rows, expected = _rating_dataset(tmp_path / "d")
+    source = pd.read_csv(folder / "metadata.csv", dtype=str, keep_default_na=False).rename(columns={
+        "imdb_id": "movie", "title": "name", "year": "released", "genres": "kinds", "image": "file",
+        "rating": "score", "votes": "n_votes"})
+    # Hostile rating cells: a 10 MB one that would read as 7.555... if it were parsed, a formula, a NUL.
+    hostile = {"huge": "7." + "5" * 10_000_000, "formula": "=1+2", "nul": "7\x00"}
+    extra = [{**source.iloc[-1].to_dict(), "movie": i, "score": cell, "n_votes": "1" * 5000}
+             for i, cell in hostile.items()]
+    pd.concat([source, pd.DataFrame(extra)]).to_csv(tmp_path / "mine.csv", index=False)
+    expected.update({i: (np.nan, np.nan) for i in hostile})
+    out = tmp_path / "out"
+    args = ["data", "import", "--csv", str(tmp_path / "mine.csv"), "--images", str(folder), "--id-col", "movie",
+            "--title-col", "name", "--year-col", "released", "--genre-col", "kinds", "--image-col", "file"]
+    code, printed, err = run_cli(capsys, *args, "--rating-col", "score", "--votes-col", "n_votes", "--out", str(out))
+    unrated = sum(np.isnan(r) for r, _ in expected.values())
+    assert code == 0 and f"imported {len(expected)} posters" in printed and "0 rows skipped" in printed, err
+    assert f"ratings: {len(expected) - unrated} rated, {unrated} without a usable rating" in printed
+    assert "(id huge): score cell is 10,000,002 characters, over the 4,096 limit; read as empty" in printed
+    assert all(f"(id {i}): n_votes cell is 5,000 characters" in printed for i in hostile)
+    table = read_dataset(out)
+    assert len(table) == len(expected) and not table.skipped
+    _assert_ratings(table, expected)
+    assert json.loads((out / "import-report.json").read_text())["unrated"] == unrated
+    cells = _imported_cells(out)
+    assert (cells.loc[list(hostile), ["rating", "votes"]] == "").all().all()
+    code, _, err = run_cli(capsys, *args, "--rating-col", "stars", "--out", str(tmp_path / "o2"))
+    assert code == 2 and "lacks the column(s) stars" in err and err.count("\n") == 1
