@@ -1,19 +1,24 @@
+import csv
+import inspect
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageFilter
+from torch_fidelity.metric_prc import prc_features_to_metric
 
-from conftest import SHARED, copy_real_subset
+from conftest import POSTERS, SHARED, copy_real_subset
 from lab.cli import main
 from lab.data.filters import PosterFilter
+from lab.data.images import decode_poster
 from lab.data.poster_dataset import open_posters
 from lab.data.synthetic import make_synthetic_posters
 from lab.errors import LabError
 from lab.gan.sample import sample_run
 from lab.scoring.extractors import choose_extractor
-from lab.scoring.fidelity import fidelity, image_features
+from lab.scoring.fidelity import MIN_PRC_IMAGES, PRC_NEIGHBOURS, fidelity, image_features, precision_recall
 from lab.scoring.score import score_samples
 
 TORCH_HOME = SHARED / "torch-home"
@@ -85,6 +90,74 @@ def test_fid_falls_as_real_images_replace_noise(real_pixels):
     assert fids == sorted(fids, reverse=True) and fids[0] > 2 * fids[-1], fids
 
 
+# ---- precision and recall (Kynkaanniemi et al. 2019) ----
+
+# Real posters on the x axis at 0..5; with k = 3 the radius of each is the distance to its 3rd nearest
+# other point: 3 at the ends (0 and 5), 2 for 1..4. Fakes at y = 1 from x = 0 to 2 in steps of 0.5, and
+# one far away at (0, 5); their radii: 1.5 at x = 0 and 2, 1 at 0.5..1.5, and the far one's sqrt(17).
+HAND_REAL = torch.tensor([[x, 0.0] for x in range(6)], dtype=torch.float64)
+HAND_FAKE = torch.tensor([[0, 1], [0.5, 1], [1, 1], [1.5, 1], [2, 1], [0, 5]], dtype=torch.float64)
+
+
+def test_precision_and_recall_match_a_hand_computed_case():
+    # Precision: every fake on the line lies within 1.2 of a real poster whose radius is >= 2; (0, 5) is 5
+    # from (0, 0), radius 3: 5 of 6. Recall: (0,0), (1,0), (2,0) lie 1 below a fake of radius >= 1, (3,0)
+    # is sqrt(2) from (2, 1), radius 1.5; (4,0) and (5,0) are out of reach: 4 of 6. Counting a point as
+    # its own neighbour (radius = 2nd nearest other point) would give recall 2/6, swapping roles (4/6, 5/6).
+    assert PRC_NEIGHBOURS == 3
+    assert precision_recall(HAND_FAKE, HAND_REAL) == pytest.approx((5 / 6, 4 / 6))
+
+
+def _torch_fidelity_precision_recall(fake, real):
+    """torch-fidelity's own figures, its two arguments in the order its installed source documents."""
+    source = inspect.getsource(prc_features_to_metric)
+    generated_first = "features_1 is GENERATED" in source
+    assert generated_first or "features_1 is REAL" in source, "torch-fidelity no longer states its convention"
+    first, second = (fake, real) if generated_first else (real, fake)
+    m = prc_features_to_metric(first, second, prc_neighborhood=PRC_NEIGHBOURS, save_cpu_ram=True, verbose=False)
+    return m["precision"], m["recall"]
+
+
+@pytest.fixture(scope="module")
+def horror_2000s():
+    """80 real Horror posters of the 2000s at 64x96, spread over the shared dataset."""
+    if not (POSTERS / "metadata.csv").is_file():
+        pytest.skip(f"the shared posters are not at {POSTERS} (set LAB_SHARED)")
+    with open(POSTERS / "metadata.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if "Horror" in r["genres"].split("|") and 2000 <= int(r["year"]) < 2010]
+    rows = rows[::len(rows) // 80][:80]
+    return np.stack([decode_poster(POSTERS / r["image"], (64, 96)) for r in rows])
+
+
+def test_precision_and_recall_agree_with_torch_fidelity(horror_2000s):
+    assert _torch_fidelity_precision_recall(HAND_FAKE, HAND_REAL) == pytest.approx((5 / 6, 4 / 6))
+    features = image_features(horror_2000s, "mobilenet_v2")
+    fake, real = features[:30], features[30:]  # sets of different sizes, so that the roles matter
+    ours = precision_recall(fake, real)
+    assert ours == pytest.approx(_torch_fidelity_precision_recall(fake, real))
+    assert ours != pytest.approx(ours[::-1])
+
+
+def test_recall_is_high_for_diverse_posters_and_zero_for_a_collapsed_set(horror_2000s):
+    features = image_features(horror_2000s, "mobilenet_v2")
+    real = features[1::2]
+    diverse = fidelity(features[0::2], real)  # other real posters of the same condition
+    assert diverse["precision"] > 0.5 and diverse["recall"] > 0.5, diverse
+    # A collapsed generator: one poster (not among the real ones) 40 times with faint noise. Its k-NN
+    # balls are tiny, so no real poster falls in one: recall 0, however real the poster looks.
+    noisy = horror_2000s[:1].astype(np.float32) + np.random.default_rng(0).normal(0, 3, (40, 96, 64, 3))
+    collapsed = fidelity(image_features(noisy.clip(0, 255).astype(np.uint8), "mobilenet_v2"), real)
+    assert collapsed["recall"] == 0 and collapsed["precision"] > 0.5, collapsed
+
+
+def test_precision_and_recall_need_enough_posters_in_both_sets(real_pixels):
+    a, b = (image_features(x, "mobilenet_v2") for x in real_pixels)
+    assert fidelity(a[:MIN_PRC_IMAGES], b)["recall"] is not None
+    for fake, real in ((a[:MIN_PRC_IMAGES - 1], b), (a, b[:MIN_PRC_IMAGES - 1])):
+        few = fidelity(fake, real)
+        assert few["precision"] is None and few["recall"] is None and few["fid"] is not None
+
+
 def test_extractor_choice_is_explicit_about_inception(tmp_path):
     with pytest.raises(LabError, match="no such file.*mobilenet_v2"):
         choose_extractor("inception-v3-compat", tmp_path / "missing.pth", tmp_path)
@@ -125,6 +198,8 @@ def test_score_samples_writes_the_contract_and_the_real_ceiling(lab_runs, capsys
     _lab("score-samples", str(samples), "--classifier", str(root / "classifier"), "--extractor", "mobilenet_v2")
     out = capsys.readouterr().out
     assert "FID[mobilenet_v2]" in out and "KID[mobilenet_v2]" in out and "Horror, 1950s" in out
+    # 6 samples a condition are too few for precision/recall: the table says why they are missing.
+    assert f"precision/recall {MIN_PRC_IMAGES} of each" in out
     scores = json.loads((samples / "scores.json").read_text())
     assert scores["extractor"] == "mobilenet_v2"
     assert [(c["genres"], c["decade"]) for c in scores["conditions"]] == \

@@ -23,7 +23,7 @@ from lab.generation.condition import Condition
 from lab.generation.samples import SAMPLES_FILE, read_conditions
 from lab.runs import Run
 from lab.scoring.extractors import choose_extractor
-from lab.scoring.fidelity import fidelity, image_features
+from lab.scoring.fidelity import fidelity, image_features, missing_note
 
 SCORES_FILE = "scores.json"
 TOP = 3
@@ -190,4 +190,5 @@ def format_scores(report: dict) -> str:
     lines.append(f"fidelity: share of samples whose asked-for genre is in the classifier's top {TOP}; real: the "
                  f"same for real {report['real']['part']} posters of the condition (the ceiling a perfect generator "
                  f"reaches). FID/KID{tag}: computed on {report['extractor']} features.")
-    return "\n".join(lines)
+    note = missing_note(report["conditions"] + [report["overall"]])
+    return "\n".join(lines + ([note] if note else []))
