@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from lab.classifier.model import GenreClassifier, genre_loss
+from lab.classifier.model import GenreClassifier, genre_loss, label_vector, rating_loss
 from lab.classifier.train import ClassifierOptions, train_classifier
 from lab.data.images import parse_size
 from lab.gan.train import GanOptions, build_models, train_gan
@@ -67,7 +67,7 @@ def classifier_real(data: str, decade: list[str], epochs: int, tmp: Path) -> tup
 
 def classifier_bare(opts: ClassifierOptions, n_genres: int, n_decades: int, iters: int) -> float:
     accelerator = make_accelerator(opts.mixed_precision)
-    model = GenreClassifier(opts.backbone, n_genres, n_decades, opts.weights, taps=opts.taps)
+    model = GenreClassifier(opts.backbone, n_genres, n_decades, opts.weights, taps=opts.taps, rating=True)
     model.set_trainable(opts.schedule[-1][1])
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=opts.backbone_lr)
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -78,10 +78,15 @@ def classifier_bare(opts: ClassifierOptions, n_genres: int, n_decades: int, iter
     genres = (torch.rand(opts.batch_size, n_genres, device=device) < 0.2).float()
     decades = torch.randint(0, n_decades, (opts.batch_size,), device=device)
     pos_weight = torch.ones(n_genres, device=device)
+    ratings = 1 + 9 * torch.rand(opts.batch_size, device=device)
+    given = torch.rand(2, opts.batch_size, device=device) >= opts.label_dropout
+    labels = label_vector(genres, decades, n_decades, given[0], given[1])
+    scale = torch.tensor([6.0, 1.0], device=device)
 
     def step():
-        genre_logits, decade_logits = model(images)
-        loss = genre_loss(genre_logits, genres, pos_weight) + F.cross_entropy(decade_logits.float(), decades)
+        genre_logits, decade_logits, rating = model(images, labels)
+        loss = (genre_loss(genre_logits, genres, pos_weight) + F.cross_entropy(decade_logits.float(), decades)
+                + opts.rating_weight * rating_loss(rating, ratings, scale))
         accelerator.backward(loss)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

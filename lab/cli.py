@@ -223,11 +223,21 @@ def predict(
         "--cam", help="Also write a Grad-CAM heatmap over each poster (where the classifier found its most "
                       "probable genre) as <poster name>-cam.png in --cam-dir.")] = False,
     cam_dir: Annotated[Path, typer.Option("--cam-dir", help="Folder for the --cam heatmaps.")] = Path("."),
+    film_genre: Annotated[Optional[list[str]], typer.Option(
+        "--genre", help="The film's genre, if you know it (repeat for several): the rating is then predicted "
+                        "for that film, and the posters are ranked by it.")] = None,
+    film_year: Annotated[Optional[int], typer.Option(
+        "--year", help="The film's release year, if you know it; the rating is then predicted for a film "
+                       "of that decade, and the posters are ranked by it.")] = None,
 ) -> None:
-    """Print the most probable genres and the decade a classifier run sees in each poster."""
+    """Print the most probable genres, the decade and the IMDb rating a classifier run sees in each poster.
+
+    With --genre and/or --year the posters are taken as designs for one film and ranked by the rating
+    predicted for it: which design looks like the better film? Without them the rating is the poster's alone.
+    """
     import json
     from lab.classifier.inference import predict_files
-    predictions = predict_files(run, [str(p) for p in images])
+    predictions = predict_files(run, [str(p) for p in images], film_genre, film_year)
     cams = [None] * len(predictions)
     if cam:
         from lab.classifier.gradcam import cam_files
@@ -235,6 +245,12 @@ def predict(
     if as_json:
         typer.echo(json.dumps([{**p.to_dict(), **({"cam": str(c) if c else None} if cam else {})}
                                for p, c in zip(predictions, cams)], indent=1))
+    elif film_genre or film_year is not None:
+        film = " ".join([*(film_genre or []), *([str(film_year)] if film_year is not None else [])])
+        typer.echo(f"ranked by the rating predicted for a {film} film:")
+        ranked = sorted(zip(predictions, cams), key=lambda pc: -(pc[0].rating if pc[0].rating is not None else -1))
+        for k, (p, c) in enumerate(ranked, start=1):
+            typer.echo(f"{k}. " + p.line(top) + (f"   heatmap: {c}" if c else ""))
     else:
         for p, c in zip(predictions, cams):
             typer.echo(p.line(top) + (f"   heatmap: {c}" if c else ""))

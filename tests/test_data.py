@@ -145,7 +145,7 @@ def test_filtered_runs_share_the_whole_dataset_split(synthetic):
 def test_poster_dataset_items_match_cache_and_labels(synthetic):
     posters = open_posters(synthetic, PosterFilter(genres=("Comedy",)), progress=False)
     ds = posters.dataset("train")
-    image, genres, decade = ds[3]
+    image, genres, decade, rating = ds[3]
     row = posters.parts["train"][3]
     rec = posters.table.posters.iloc[row]
     assert image.shape == (3, 96, 64) and str(image.dtype) == "torch.uint8"

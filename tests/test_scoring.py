@@ -208,10 +208,14 @@ def test_score_samples_writes_the_contract_and_the_real_ceiling(lab_runs, capsys
     for c in scores["conditions"]:
         assert keys <= set(c) and c["n"] == 6 and 0 <= c["genre_fidelity"] <= 1 and 0 <= c["genre_prob"] <= 1
         assert {"n", "genre_fidelity", "genre_prob", "decade_acc"} <= set(c["real"])
+        # The classifier learned the synthetic ratings: each condition's samples and real posters get a mean.
+        assert 1 <= c["rating_mean"] <= 10 and (c["real"]["rating_mean"] is None) == (c["real"]["n"] == 0)
+        assert c["real"]["n"] == 0 or 1 <= c["real"]["rating_mean"] <= 10
     overall = scores["overall"]
     assert overall["n"] == 24 and overall["fid"] > 0 and overall["real"]["n"] > 0
     # The classifier learned the synthetic genres, so real posters of a condition sit near the ceiling.
     assert overall["real"]["genre_fidelity"] > 0.6
+    assert all(1 <= image["predicted_rating"] <= 10 for image in scores["images"])
     assert len(scores["images"]) == 24 and set(scores["images"][0]["predicted_genres"]) == \
         {"Action", "Comedy", "Drama", "Horror", "Romance", "Sci-Fi"}
     # The reference is the generator run's test split: posters it never trained on.

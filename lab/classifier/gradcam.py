@@ -24,18 +24,22 @@ OVERLAY_ALPHA = 0.5  # share of the heatmap's colour over the poster where the h
 
 
 def grad_cam(model: GenreClassifier, images: np.ndarray, genres: list[int] | None = None,
-             batch_size: int = 16) -> tuple[np.ndarray, list[int]]:
+             batch_size: int = 16, *, rating: bool = False) -> tuple[np.ndarray, list[int]]:
     """uint8 posters (N, H, W, 3) and one genre index each (default: each poster's most probable genre)
-    -> (heatmaps (N, H, W) in [0, 1], the genre of each heatmap)."""
+    -> (heatmaps (N, H, W) in [0, 1], the genre of each heatmap). With `rating`, the heatmap is where the
+    poster raised its predicted rating (from the poster alone), and no genre is chosen."""
     device = next(model.parameters()).device
     heatmaps, chosen_genres = [], []
     for start in range(0, len(images), batch_size):
         batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).permute(0, 3, 1, 2)
         batch = batch.to(device).float().requires_grad_(True)  # so the activations carry a graph
-        logits, activations = _forward_keeping_last_map(model, batch)
-        chosen = (logits.argmax(1).tolist() if genres is None else list(genres[start:start + len(batch)]))
+        logits, predicted_rating, activations = _forward_keeping_last_map(model, batch)
         # In eval mode the posters of a batch are independent: one backward gives each its own gradient.
-        score = logits[torch.arange(len(batch)), torch.as_tensor(chosen, device=device)].sum()
+        if rating:
+            chosen, score = [], predicted_rating.sum()
+        else:
+            chosen = logits.argmax(1).tolist() if genres is None else list(genres[start:start + len(batch)])
+            score = logits[torch.arange(len(batch)), torch.as_tensor(chosen, device=device)].sum()
         grads, = torch.autograd.grad(score, activations)
         cam = F.relu((grads.mean((2, 3), keepdim=True) * activations).sum(1, keepdim=True))
         cam = F.interpolate(cam.float(), size=batch.shape[2:], mode="bilinear", align_corners=False)[:, 0]
@@ -46,8 +50,8 @@ def grad_cam(model: GenreClassifier, images: np.ndarray, genres: list[int] | Non
     return (np.concatenate(heatmaps) if heatmaps else empty), chosen_genres
 
 
-def _forward_keeping_last_map(model: GenreClassifier, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(genre logits, output of the last backbone block that is still a map (B, C, h, w))."""
+def _forward_keeping_last_map(model: GenreClassifier, batch: torch.Tensor):
+    """(genre logits, rating or None, output of the last backbone block that is still a map (B, C, h, w))."""
     kept: list[torch.Tensor] = []
 
     def keep(module, inputs, output):
@@ -56,13 +60,13 @@ def _forward_keeping_last_map(model: GenreClassifier, batch: torch.Tensor) -> tu
 
     handles = [block.register_forward_hook(keep) for block in backbone_blocks(model.backbone)]
     try:
-        logits, _ = model(batch)
+        logits, _, predicted_rating = model(batch)
     finally:
         for handle in handles:
             handle.remove()
     if not kept:
         raise LabError("this backbone has no convolutional block to take a Grad-CAM heatmap from")
-    return logits, kept[-1]
+    return logits, predicted_rating, kept[-1]
 
 
 def overlay(image: np.ndarray, heat: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Loading a trained classifier run and predicting genres and decade for poster files."""
+"""Loading a trained classifier run and predicting genres, decade and rating for poster files."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from lab.checkpoint import load_weights
-from lab.classifier.model import GenreClassifier
+from lab.classifier.model import GenreClassifier, label_vector
+from lab.data.filters import canonical_genres
 from lab.data.images import BadImage, decode_poster
 from lab.errors import LabError
 from lab.runs import Run
@@ -35,7 +36,7 @@ def load_model(run_dir: Path, info: dict, name: str = "classifier") -> GenreClas
     if entry is None:
         raise LabError(f"{run_dir} has no trained {name}")
     model = GenreClassifier(entry["backbone"], len(info["genres"]), len(info["decades"]), weights=None,
-                            taps=entry.get("taps", ()))
+                            taps=entry.get("taps", ()), rating="rating" in info)
     load_weights(model, Path(run_dir) / entry["file"])
     return model.eval().to(inference_device())
 
@@ -46,28 +47,32 @@ class Prediction:
     genres: list[tuple[str, float]]  # every genre, most probable first
     decade: int | None
     decade_prob: float | None
+    rating: float | None = None  # predicted IMDb rating; None from a run with no rating head
     error: str | None = None
 
     def line(self, top: int) -> str:
         if self.error:
             return f"{self.path}   cannot read: {self.error}"
         shown = "  ".join(f"{g} {p:.0%}" for g, p in self.genres[:top])
-        return f"{self.path}   {shown}   {self.decade}s"
+        rating = f"   rating {self.rating:.2f}" if self.rating is not None else ""
+        return f"{self.path}   {shown}   {self.decade}s{rating}"
 
     def to_dict(self) -> dict:
         return {"path": self.path, "error": self.error, "decade": self.decade, "decade_prob": self.decade_prob,
-                "genres": dict(self.genres)}
+                "genres": dict(self.genres), "rating": self.rating}
 
 
 @torch.no_grad()
-def classify_images(model: GenreClassifier, images: np.ndarray, size: tuple[int, int],
-                    batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 (N, H, W, 3) -> (genre probabilities (N, G), decade probabilities (N, D)).
+def classify_images(model: GenreClassifier, images: np.ndarray, size: tuple[int, int], batch_size: int = 64,
+                    labels: torch.Tensor | None = None) -> dict[str, np.ndarray]:
+    """uint8 (N, H, W, 3) -> `GenreClassifier.predict`'s figures as arrays: genres (N, G), decades (N, D)
+    and, from a model with a rating head, rating (N,) and, where `labels` (1, G + D + 2) are given for
+    every image, rating_given (N,).
 
     Images of another size are resized to the classifier's (W, H) first, as generated posters often are.
     """
-    genre_out = [torch.zeros(0, model.genre_head.out_features)]  # what no image at all gives
-    decade_out = [torch.zeros(0, model.decade_head.out_features)]
+    outputs = {"genres": [torch.zeros(0, model.genre_head.out_features)],  # what no image at all gives
+               "decades": [torch.zeros(0, model.decade_head.out_features)]}
     device = next(model.parameters()).device
     for start in range(0, len(images), batch_size):
         batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).permute(0, 3, 1, 2)
@@ -75,14 +80,36 @@ def classify_images(model: GenreClassifier, images: np.ndarray, size: tuple[int,
         if tuple(batch.shape[2:]) != (size[1], size[0]):
             batch = F.interpolate(batch.float(), size=(size[1], size[0]), mode="bilinear", antialias=True,
                                   align_corners=False).clamp(0, 255)
-        genre_logits, decade_logits = model(batch)
-        genre_out.append(torch.sigmoid(genre_logits.float()).cpu())
-        decade_out.append(torch.softmax(decade_logits.float(), 1).cpu())
-    return torch.cat(genre_out).numpy(), torch.cat(decade_out).numpy()
+        given = None if labels is None else labels.to(device).expand(len(batch), -1)
+        for key, value in model.predict(batch, given).items():
+            outputs.setdefault(key, []).append(value.cpu())
+    return {key: torch.cat(values).numpy() for key, values in outputs.items()}
 
 
-def predict_files(run_dir: Path, paths: list[str]) -> list[Prediction]:
+def film_labels(info: dict, genres: list[str] | None, year: int | None) -> torch.Tensor | None:
+    """What a user knows of the film (--genre, --year) as the rating head's input (1, G + D + 2);
+    None when nothing is known."""
+    if not genres and year is None:
+        return None
+    if "rating" not in info:
+        raise LabError("this classifier run has no rating head (it was trained on posters without ratings), "
+                       "so --genre/--year have nothing to inform")
+    multi_hot = torch.zeros(1, len(info["genres"]))
+    for g in canonical_genres(genres or [], info["genres"]):
+        multi_hot[0, info["genres"].index(g)] = 1
+    decade = -1 if year is None else year // 10 * 10
+    if year is not None and decade not in info["decades"]:
+        raise LabError(f"--year {year}: this run knows the decades {info['decades'][0]}s-{info['decades'][-1]}s")
+    index = torch.tensor([info["decades"].index(decade) if decade >= 0 else 0])
+    return label_vector(multi_hot, index, len(info["decades"]), torch.tensor([float(bool(genres))]),
+                        torch.tensor([float(year is not None)]))
+
+
+def predict_files(run_dir: Path, paths: list[str], genres: list[str] | None = None,
+                  year: int | None = None) -> list[Prediction]:
+    """Genres, decade and rating of each poster file; the rating is told `genres`/`year` where given."""
     info = load_run_info(run_dir)
+    labels = film_labels(info, genres, year)
     model = load_model(run_dir, info)
     size = tuple(info["size"])
     out, pixels, where = [], [], []
@@ -92,12 +119,14 @@ def predict_files(run_dir: Path, paths: list[str]) -> list[Prediction]:
             where.append(len(out))
             out.append(None)
         except (BadImage, FileNotFoundError, IsADirectoryError) as e:
-            out.append(Prediction(str(path), [], None, None, str(e) or "no such file"))
+            out.append(Prediction(str(path), [], None, None, error=str(e) or "no such file"))
     if pixels:
-        genre_p, decade_p = classify_images(model, np.stack(pixels), size)
+        p = classify_images(model, np.stack(pixels), size, labels=labels)
+        ratings = p.get("rating_given", p.get("rating"))
         for k, i in enumerate(where):
-            order = np.argsort(-genre_p[k])
-            d = int(decade_p[k].argmax())
-            out[i] = Prediction(str(paths[i]), [(info["genres"][j], float(genre_p[k, j])) for j in order],
-                                int(info["decades"][d]), float(decade_p[k, d]))
+            order = np.argsort(-p["genres"][k])
+            d = int(p["decades"][k].argmax())
+            out[i] = Prediction(str(paths[i]), [(info["genres"][j], float(p["genres"][k, j])) for j in order],
+                                int(info["decades"][d]), float(p["decades"][k, d]),
+                                None if ratings is None else float(ratings[k]))
     return out

@@ -117,3 +117,61 @@ def summary(genre_scores, genre_labels, decade_scores, years, genres, decades, t
         "per_genre_ap": {g: (None if np.isnan(a) else float(a)) for g, a in zip(genres, ap)},
         "n_posters": int(len(genre_labels)),
     }
+
+
+def ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties sharing their average rank."""
+    values = np.asarray(values, np.float64)
+    order = np.argsort(values, kind="stable")
+    s = values[order]
+    starts = np.r_[0, np.flatnonzero(s[1:] != s[:-1]) + 1]
+    ends = np.r_[starts[1:], len(s)]
+    out = np.empty(len(s))
+    out[order] = np.repeat((starts + ends + 1) / 2, ends - starts)
+    return out
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation; NaN where either side is constant."""
+    ra, rb = ranks(a) - (len(a) + 1) / 2, ranks(b) - (len(b) + 1) / 2
+    denominator = np.sqrt((ra ** 2).sum() * (rb ** 2).sum())
+    return float((ra * rb).sum() / denominator) if denominator > 0 else float("nan")
+
+
+def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve: the chance that a positive outscores a negative, ties counting half."""
+    positive = np.asarray(positive, bool)
+    n_pos, n_neg = positive.sum(), (~positive).sum()
+    if not n_pos or not n_neg:
+        return float("nan")
+    return float((ranks(scores)[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def tune_rating_threshold(predicted: np.ndarray, ratings: np.ndarray, median: float) -> float:
+    """The predicted rating at or above which calling a poster well rated (rating >= median) is most
+    often right, over the posters that have a rating."""
+    known = ~np.isnan(ratings)
+    predicted, well = np.asarray(predicted, np.float64)[known], ratings[known] >= median
+    candidates = np.unique(predicted)
+    if not len(candidates):
+        return float(median)
+    correct = [((predicted >= t) == well).sum() for t in candidates]
+    return float(candidates[int(np.argmax(correct))])
+
+
+def rating_metrics(predicted: np.ndarray, ratings: np.ndarray, median: float, threshold: float) -> dict:
+    """How well predicted ratings match the posters' ratings, over the posters that have one (NaN: none):
+    n, mae, spearman, well_rated_acc (a rating >= median called well rated by predicted >= threshold), auc."""
+    known = ~np.isnan(ratings)
+    predicted, ratings = np.asarray(predicted, np.float64)[known], ratings[known]
+    if not len(ratings):
+        return {"n": 0, "mae": None, "spearman": None, "well_rated_acc": None, "auc": None}
+    well = ratings >= median
+
+    def number(x):
+        return None if np.isnan(x) else float(x)
+
+    return {"n": int(len(ratings)), "mae": float(np.abs(predicted - ratings).mean()),
+            "spearman": number(spearman(predicted, ratings)),
+            "well_rated_acc": float(((predicted >= threshold) == well).mean()),
+            "auc": number(roc_auc(predicted, well))}

@@ -1,4 +1,4 @@
-"""GenreClassifier: an image backbone with a multi-label genre head and a decade head."""
+"""GenreClassifier: an image backbone with a multi-label genre head, a decade head and a rating head."""
 
 from __future__ import annotations
 
@@ -97,8 +97,61 @@ def backbone_blocks(backbone: nn.Module) -> list[nn.Module]:
     return [m for m in backbone.children() if any(p.numel() for p in m.parameters())]
 
 
+class RatingHead(nn.Module):
+    """The film's rating from poster features, and from its genres and decade where they are given.
+
+    Linear in the features, with a second set of feature weights that joins in when any label is
+    given: with the labels known, the poster only has to explain what they leave over, which is a
+    different question from rating a poster alone. One head serves both because training hides the
+    labels at random (`label_vector`). Outputs ratings on their own scale (mean + std * standardised).
+    """
+
+    def __init__(self, width: int, n_genres: int, n_decades: int):
+        super().__init__()
+        self.n_genres, self.n_decades = n_genres, n_decades
+        self.poster = nn.Linear(width, 1)
+        self.poster_given_labels = nn.Linear(width, 1)
+        self.labels = nn.Linear(n_genres + n_decades + 2, 1, bias=False)
+        # The training ratings' mean and spread, kept with the weights so a run's file predicts ratings.
+        self.register_buffer("scale", torch.tensor([0.0, 1.0]))
+
+    @torch.no_grad()
+    def start_from(self, rating: dict) -> None:
+        """Set the scale from the training ratings (`rating`: mean, std) and, where it has been fitted,
+        start the labels' weights at the genre+decade regression (`rating["genre_decade"]`), so that the
+        poster weights learn what the labels leave over from the first step."""
+        mean, std = rating["mean"], rating["std"]
+        self.scale.copy_(torch.tensor([mean, std]))
+        fit = rating.get("genre_decade")
+        if fit is not None:
+            given_both = (fit["bias"] - mean) / std
+            weights = [*fit["genres"], *fit["decades"]]
+            self.labels.weight.copy_(torch.tensor([[w / std for w in weights] + [0.0, given_both]]))
+
+    def forward(self, h: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Standardised rating (B,); `labels` from `label_vector`, None when nothing is given."""
+        out = self.poster(h.float())[:, 0]
+        if labels is not None:
+            given = labels[:, -2:].amax(1)  # either label given
+            out = out + given * self.poster_given_labels(h.float())[:, 0] + self.labels(labels)[:, 0]
+        return out
+
+    def to_rating(self, standardised: torch.Tensor) -> torch.Tensor:
+        return self.scale[0] + self.scale[1] * standardised.float()
+
+
+def label_vector(genres: torch.Tensor, decades: torch.Tensor, n_decades: int,
+                 genre_given: torch.Tensor, decade_given: torch.Tensor) -> torch.Tensor:
+    """What the rating head is told: (B, G + D + 2) = [genres, decade one-hot, genre given, decade given],
+    each label zeroed where it is not given. `*_given` are (B,) of 0/1."""
+    genre_given, decade_given = genre_given.float(), decade_given.float()
+    one_hot = F.one_hot(decades.long().clamp_min(0), n_decades).float()
+    return torch.cat([genres.float() * genre_given[:, None], one_hot * decade_given[:, None],
+                      genre_given[:, None], decade_given[:, None]], 1)
+
+
 class GenreClassifier(nn.Module):
-    """uint8-range images in, (genre logits (B, G), decade logits (B, D)) out.
+    """uint8-range images in, (genre logits (B, G), decade logits (B, D), rating (B,) or None) out.
 
     `taps` names backbone blocks (indices into `backbone_blocks`) whose globally pooled outputs join
     the last features: genre lives in colour, type and layout as much as in ImageNet's objects, and
@@ -106,7 +159,7 @@ class GenreClassifier(nn.Module):
     """
 
     def __init__(self, backbone: str, n_genres: int, n_decades: int, weights: str | None = None,
-                 dropout: float = 0.2, taps: tuple[int, ...] = ()):
+                 dropout: float = 0.2, taps: tuple[int, ...] = (), rating: bool = False):
         super().__init__()
         self.backbone, width = build_backbone(backbone, weights)
         self.taps = tuple(taps)
@@ -123,6 +176,7 @@ class GenreClassifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.genre_head = nn.Linear(width, n_genres)
         self.decade_head = nn.Linear(width, n_decades)
+        self.rating_head = RatingHead(width, n_genres, n_decades) if rating else None
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.to(memory_format=torch.channels_last)  # 2-4x faster convolutions on CPU
@@ -140,9 +194,24 @@ class GenreClassifier(nn.Module):
         self._tapped = []  # nothing left from a forward pass that did not end here
         return self._pooled(self.backbone(x.contiguous(memory_format=torch.channels_last)))
 
-    def forward(self, images: torch.Tensor):
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None):
+        """`labels` (from `label_vector`) is what the rating head is told; the rating is standardised."""
         h = self.dropout(self.features(images))
-        return self.genre_head(h), self.decade_head(h)
+        rating = self.rating_head(h, labels) if self.rating_head is not None else None
+        return self.genre_head(h), self.decade_head(h), rating
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Probabilities and ratings of a batch in eval mode: genres (B, G), decades (B, D), and where
+        the model has a rating head, rating (B,) from the poster alone and rating_given (B,) with `labels`."""
+        h = self.features(images)
+        out = {"genres": torch.sigmoid(self.genre_head(h).float()),
+               "decades": torch.softmax(self.decade_head(h).float(), 1)}
+        if self.rating_head is not None:
+            out["rating"] = self.rating_head.to_rating(self.rating_head(h))
+            if labels is not None:
+                out["rating_given"] = self.rating_head.to_rating(self.rating_head(h, labels))
+        return out
 
     def set_trainable(self, fraction: float) -> None:
         """Train the heads and the last `fraction` of the backbone's blocks; the rest stays frozen.
@@ -165,3 +234,12 @@ def genre_loss(logits: torch.Tensor, targets: torch.Tensor, pos_weight: torch.Te
     across genres (top genres, 7-genre argmax) while the rare genres keep their larger gradients.
     """
     return F.binary_cross_entropy_with_logits(logits.float() + pos_weight.log(), targets, pos_weight=pos_weight)
+
+
+def rating_loss(predicted: torch.Tensor, ratings: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Huber loss on standardised ratings, over the posters that have one (NaN: none). Robust: a few
+    films rated far from what their posters suggest do not dominate the gradient."""
+    known = ~torch.isnan(ratings)
+    target = (torch.nan_to_num(ratings) - scale[0]) / scale[1]
+    per_poster = F.huber_loss(predicted.float(), target, reduction="none", delta=1.0)
+    return (per_poster * known).sum() / known.sum().clamp_min(1)

@@ -21,16 +21,19 @@ log = logging.getLogger(__name__)
 
 
 class PosterDataset(Dataset):
-    """Posters as (uint8 image (3, H, W), multi-hot genres (G,), decade index) triples.
+    """Posters as (uint8 image (3, H, W), multi-hot genres (G,), decade index, rating) tuples; the
+    rating is NaN where a poster has none (or none that counts).
 
     A loader reads whole batches at once (`__getitems__`): one sorted read of the memory-mapped cache
     per batch, no per-poster Python and no collation. A batch's images come as (B, 3, H, W) views of
     (B, H, W, 3) pixels, i.e. already in the channels-last layout the models run in.
     """
 
-    def __init__(self, images: np.ndarray, indices: np.ndarray, genres: np.ndarray, decades: np.ndarray):
+    def __init__(self, images: np.ndarray, indices: np.ndarray, genres: np.ndarray, decades: np.ndarray,
+                 ratings: np.ndarray | None = None):
         self.images, self.indices = images, np.asarray(indices)
         self.genres, self.decades = genres, decades
+        self.ratings = np.full(len(genres), np.nan, np.float32) if ratings is None else ratings
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -38,12 +41,13 @@ class PosterDataset(Dataset):
     def __getitem__(self, k: int):
         i = self.indices[k]
         image = torch.from_numpy(np.array(self.images[i])).permute(2, 0, 1)  # a copy: the cache is read-only
-        return image, torch.from_numpy(self.genres[i]), int(self.decades[i])
+        return image, torch.from_numpy(self.genres[i]), int(self.decades[i]), float(self.ratings[i])
 
     def __getitems__(self, ks: list[int]):
         rows = self.indices[np.asarray(ks, dtype=np.int64)]
         images = torch.from_numpy(np.ascontiguousarray(self.images[rows])).permute(0, 3, 1, 2)
-        return images, torch.from_numpy(self.genres[rows]), torch.from_numpy(self.decades[rows])
+        return (images, torch.from_numpy(self.genres[rows]), torch.from_numpy(self.decades[rows]),
+                torch.from_numpy(self.ratings[rows]))
 
 
 def _as_batch(batch):
@@ -87,8 +91,21 @@ class Posters:
         col = {d: j for j, d in enumerate(self.decades)}
         return self.table.posters["decade"].map(col).to_numpy(np.int64)
 
-    def dataset(self, part: str) -> PosterDataset:
-        return PosterDataset(self.images, self.parts[part], self.genre_matrix, self.decade_index)
+    @cached_property
+    def ratings(self) -> np.ndarray:
+        """(N,) float32 rating of every poster in `table`; NaN where it has none."""
+        return self.table.posters["rating"].to_numpy(np.float32)
+
+    def rating_targets(self, min_votes: int) -> np.ndarray:
+        """The ratings a model learns from: NaN also where fewer than `min_votes` votes back the rating
+        (an unknown vote count does not exclude it)."""
+        votes = self.table.posters["votes"].to_numpy()
+        return np.where(votes < min_votes, np.nan, self.ratings).astype(np.float32)
+
+    def dataset(self, part: str, ratings: np.ndarray | None = None) -> PosterDataset:
+        """One part of the split, with `ratings` (default: every poster's own, `ratings`)."""
+        return PosterDataset(self.images, self.parts[part], self.genre_matrix, self.decade_index,
+                             self.ratings if ratings is None else ratings)
 
     @property
     def images(self) -> np.ndarray:

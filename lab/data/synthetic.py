@@ -1,8 +1,11 @@
 """Small synthetic posters whose look depends on genre and decade: a test aid, never a fallback.
 
 Each genre has a hue and a shape; each decade a tint (older is sepia), a title-band position and
-a frame. A model can learn both from a few hundred posters in seconds. The output is a dataset
-folder in the real format, so tests exercise the same code path as real data.
+a frame. A model can learn both from a few hundred posters in seconds. The film's rating depends
+on its genre and decade, and on a gold bar along the poster's foot whose length only the poster
+shows: the poster says something about the rating beyond its labels, as the real question asks.
+Every RATINGLESS-th poster has an empty rating cell. The output is a dataset folder in the real
+format, so tests exercise the same code path as real data.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ DEFAULT_GENRES = ("Action", "Comedy", "Drama", "Horror", "Romance", "Sci-Fi")
 DEFAULT_DECADES = (1950, 1970, 1990, 2010)
 SHAPES = ("circle", "triangle", "square", "diamond", "ring", "cross")
 SEPIA = np.array([112, 66, 20], np.float32)
+GOLD = (255, 200, 40)
+RATINGLESS = 41
 
 
 def make_synthetic_posters(out: str | Path, n: int = 200, *, seed: int = 0, size=(64, 96),
@@ -26,6 +31,7 @@ def make_synthetic_posters(out: str | Path, n: int = 200, *, seed: int = 0, size
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
+    rating_rng = np.random.default_rng([seed, 1])  # apart, so the drawings stay what they were without ratings
     rows = []
     for k in range(n):
         # Cycling the primary genre and decade keeps every class present even in tiny sets.
@@ -37,13 +43,19 @@ def make_synthetic_posters(out: str | Path, n: int = 200, *, seed: int = 0, size
         decade = decades[(k // len(genres)) % len(decades)]
         image = draw_poster([genres.index(g) for g in chosen], decades.index(decade), len(genres),
                             len(decades), size, rng)
+        quality = rating_rng.random()
+        ImageDraw.Draw(image).rectangle([0, size[1] - max(2, size[1] // 16), round(quality * (size[0] - 1)),
+                                         size[1] - 1], fill=GOLD)
+        label_effect = genres.index(first) / max(len(genres) - 1, 1) - 0.5 - 0.5 * decades.index(decade) / len(decades)
+        rating = np.clip(5.0 + 1.5 * label_effect + 3.0 * quality + rating_rng.normal(0, 0.3), 1, 10)
+        votes = int(rating_rng.integers(20, 5000))
         imdb_id = f"syn{k:05d}"
         image.save(out / "images" / f"{imdb_id}.jpg", quality=92)
         rows.append((imdb_id, f"Synthetic Poster {k}", decade + int(rng.integers(10)), "|".join(chosen),
-                     f"images/{imdb_id}.jpg"))
+                     f"images/{imdb_id}.jpg", "" if k % RATINGLESS == RATINGLESS - 1 else f"{rating:.1f}", votes))
     with open(out / "metadata.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["imdb_id", "title", "year", "genres", "image"])
+        w.writerow(["imdb_id", "title", "year", "genres", "image", "rating", "votes"])
         w.writerows(rows)
     return out
 

@@ -13,7 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lab.checkpoint import read_json
-from lab.classifier.evaluate import ROWS
+from lab.classifier.evaluate import RATING_ROWS, ROWS
 from lab.classifier.gradcam import grad_cam, overlay
 from lab.classifier.inference import RUN_FILE, classify_images, load_model, load_run_info
 from lab.classifier.metrics import SEVEN_GENRES, per_class_ap, seven_genre_accuracy
@@ -32,7 +32,8 @@ CAMS = 2  # of each of those, the first CAMS get a Grad-CAM heatmap
 THUMB_WIDTH = 96
 CHUNK = 256  # posters classified between two updates of the progress bar
 MODEL_NAMES = {"classifier": "classifier", "prior": "genre prior", "linear_probe": "linear probe",
-               "scratch_cnn": "scratch CNN"}
+               "scratch_cnn": "scratch CNN", "mean_rating": "mean rating", "genre_decade": "genre+decade only"}
+RATING_CASES = (("rating", "rating, poster alone"), ("rating_given_labels", "rating, told genres and decade"))
 
 
 @dataclass
@@ -44,6 +45,8 @@ class TestPosters:
     labels: np.ndarray  # (N, G) multi-hot over the run's genres
     genre_p: np.ndarray  # (N, G)
     decade_p: np.ndarray  # (N, D)
+    ratings: np.ndarray  # (N,) the films' ratings, NaN where unknown
+    rating_p: np.ndarray | None  # (N,) predicted from the poster alone; None without a rating head
 
     def caption(self, k: int, genres: list[str], note: str = "") -> str:
         top = np.argsort(-self.genre_p[k])[:3]
@@ -82,6 +85,8 @@ def classifier_part(run_dir: Path, part_id: str = "classifier", progress: bool =
     picks = {j: _surest_and_wrongest(test, j) for j in order}
     add(_posters_per_genre(test, genres, picks, part_id))
     add(_grad_cams(model, info, test, picks, part_id))
+    if test.rating_p is not None:
+        add(_best_and_worst_rated(model, test, part_id))
     add(_curves(run, part_id))
     add(_decade_confusion(test, info, part_id))
     return part
@@ -107,6 +112,12 @@ def _headline(run_dir: Path, evaluation: dict | None, part_id: str) -> Section:
         cells = [figures[m].get(key) for m in figures]
         rows.append([label, *("-" if v is None or v != v else f"{v:.1f}" if key == "decade_mae_years" else f"{v:.3f}"
                               for v in cells)])
+    for case, case_label in RATING_CASES:
+        for key, label in RATING_ROWS:
+            cells = [figures[m].get(case, {}).get(key) for m in figures]
+            if any(v is not None for v in cells):
+                rows.append([f"{case_label}: {label}", *("-" if v is None else str(v) if key == "n" else f"{v:.3f}"
+                                                         for v in cells)])
     section.intro = (f"{evaluation['n_posters']} test posters, all models on the same ones "
                      f"(from {EVALUATION_FILE}, written by `lab evaluate`).")
     section.blocks.append(Table(columns, rows))
@@ -122,15 +133,13 @@ def _classify_test_posters(run: Run, info: dict, model: GenreClassifier, progres
         raise LabError("the test part of the split is empty")
     table = posters.table.posters.iloc[rows]
     images = posters.images[rows]
-    genre_p, decade_p = [], []
-    for start in tqdm(range(0, len(rows), CHUNK), desc="report: classifying the test posters", unit="chunk",
-                      disable=not progress, leave=False):
-        g, d = classify_images(model, images[start:start + CHUNK], size)
-        genre_p.append(g)
-        decade_p.append(d)
+    chunks = [classify_images(model, images[start:start + CHUNK], size)
+              for start in tqdm(range(0, len(rows), CHUNK), desc="report: classifying the test posters",
+                                unit="chunk", disable=not progress, leave=False)]
+    p = {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]}
     return TestPosters(images, list(table["title"]), table["year"].to_numpy(),
-                       multi_hot(list(table["genres"]), info["genres"]), np.concatenate(genre_p),
-                       np.concatenate(decade_p))
+                       multi_hot(list(table["genres"]), info["genres"]), p["genres"], p["decades"],
+                       posters.ratings[rows], p.get("rating"))
 
 
 def _per_genre_ap(test: TestPosters, info: dict, evaluation: dict | None, part_id: str) -> Section:
@@ -214,6 +223,27 @@ def _grad_cams(model: GenreClassifier, info: dict, test: TestPosters, picks: dic
                    intro=f"Grad-CAM heatmaps of each genre's logit from the backbone's last convolutional block, "
                          f"over the genre's {CAMS} surest and {CAMS} most wrong posters: red is where the "
                          "evidence for the genre lies.")
+
+
+def _best_and_worst_rated(model: GenreClassifier, test: TestPosters, part_id: str) -> Section:
+    """As the VGG16 fresh/rotten study showed them: the posters predicted best and worst rated, with
+    where the rating head looked."""
+    order = np.argsort(-test.rating_p, kind="stable")
+    galleries = []
+    for title, rows in (("predicted best rated", order[:SHOWN]), ("predicted worst rated", order[::-1][:SHOWN])):
+        heatmaps, _ = grad_cam(model, test.images[rows], rating=True)
+        galleries.append(Gallery(title, [Tile(image_uri(overlay(test.images[k], heat), THUMB_WIDTH), test.titles[k],
+                                              f"{test.titles[k]} ({test.years[k]})\npredicted {test.rating_p[k]:.1f}"
+                                              f" · IMDb {_rating(test.ratings[k])}")
+                                         for k, heat in zip(rows, heatmaps)]))
+    return Section(f"{part_id}-rating", "Best and worst rated, from the poster alone", [Row(galleries)],
+                   intro=f"The {SHOWN} test posters whose films the rating head, told nothing but the poster, "
+                         f"rates highest and lowest, each with the film's IMDb rating and a Grad-CAM heatmap of "
+                         "the predicted rating: red is what raised it.")
+
+
+def _rating(value: float) -> str:
+    return "unknown" if np.isnan(value) else f"{value:.1f}"
 
 
 def _curves(run: Run, part_id: str) -> Section:

@@ -56,8 +56,8 @@ def score_samples(samples_dir: Path, classifier_run: Path, real: Path | None = N
     real_by_condition = [np.flatnonzero(np.all([[g in gs for gs in real_genres] for g in c.genres], 0)
                                         & (real_decades == c.decade)) for c in conditions]
     real_rows = np.unique(np.concatenate([np.asarray(r, np.int64) for r in real_by_condition]))
-    fake_p = dict(zip(fake_rows, zip(*classify_images(model, images[fake_rows], tuple(info["size"])))))
-    real_p = dict(zip(real_rows, zip(*classify_images(model, real_pixels[real_rows], tuple(info["size"])))))
+    fake_p = _by_image(fake_rows, classify_images(model, images[fake_rows], tuple(info["size"])))
+    real_p = _by_image(real_rows, classify_images(model, real_pixels[real_rows], tuple(info["size"])))
     fake_f = dict(zip(fake_rows, image_features(images[fake_rows], name, weights)))
     real_f = dict(zip(real_rows, image_features(real_pixels[real_rows], name, weights))) if len(real_rows) else {}
 
@@ -83,11 +83,12 @@ def score_samples(samples_dir: Path, classifier_run: Path, real: Path | None = N
     per_image = []
     for k in fake_rows:
         record = summary["images"][k]
-        genre_p, decade_p = fake_p[k]
+        genre_p, decade_p, rating = fake_p[k]
         order = np.argsort(-genre_p)
         per_image.append({"file": record["file"], "genres": record["genres"], "decade": record["decade"],
                           "predicted_genres": {info["genres"][j]: round(float(genre_p[j]), 4) for j in order},
-                          "predicted_decade": int(info["decades"][int(decade_p.argmax())])})
+                          "predicted_decade": int(info["decades"][int(decade_p.argmax())]),
+                          "predicted_rating": None if np.isnan(rating) else round(float(rating), 3)})
     report = {"extractor": name, "samples": str(samples_dir.resolve()), "generator_run": summary["run"],
               "classifier": str(Path(classifier_run).resolve()), "real": real_source, "size": list(size),
               "overall": overall, "conditions": report_conditions, "images": per_image}
@@ -154,25 +155,36 @@ def _real_posters(summary: dict, real: Path | None, size, progress: bool):
     return (posters.images[rows], list(table["genres"]), table["decade"].to_numpy(), source)
 
 
+def _by_image(rows: np.ndarray, predicted: dict) -> dict:
+    """`classify_images`' arrays as {row: (genre probabilities, decade probabilities, rating)}; the rating
+    is from the poster alone, NaN from a classifier with no rating head."""
+    ratings = predicted.get("rating", np.full(len(rows), np.nan))
+    return {k: (g, d, r) for k, g, d, r in zip(rows, predicted["genres"], predicted["decades"], ratings)}
+
+
 def _fidelity_figures(predictions: list, conditions: list[Condition], info: dict) -> dict:
-    """Genre fidelity (asked-for genres in the top 3), mean probability of them, decade accuracy."""
+    """Genre fidelity (asked-for genres in the top 3), mean probability of them, decade accuracy, and the
+    mean rating the classifier predicts from the posters alone (None without a rating head)."""
     if not predictions:
-        return {"genre_fidelity": None, "genre_prob": None, "decade_acc": None}
+        return {"genre_fidelity": None, "genre_prob": None, "decade_acc": None, "rating_mean": None}
     col = {g: j for j, g in enumerate(info["genres"])}
     hits, probs, decades = [], [], []
-    for (genre_p, decade_p), c in zip(predictions, conditions):
+    ratings = np.array([rating for _, _, rating in predictions])
+    for (genre_p, decade_p, _), c in zip(predictions, conditions):
         top = set(np.argsort(-genre_p)[:TOP])
         hits.append(np.mean([col[g] in top for g in c.genres]))
         probs.append(np.mean([genre_p[col[g]] for g in c.genres]))
         decades.append(info["decades"][int(decade_p.argmax())] == c.decade)
     return {"genre_fidelity": float(np.mean(hits)), "genre_prob": float(np.mean(probs)),
-            "decade_acc": float(np.mean(decades))}
+            "decade_acc": float(np.mean(decades)),
+            "rating_mean": None if np.isnan(ratings).all() else float(np.nanmean(ratings))}
 
 
 def format_scores(report: dict) -> str:
     tag = f"[{report['extractor']}]"
     head = (f"{'condition':<24}{'n':>5}{'fidelity':>10}{'p(genre)':>10}{'decade':>8}   {'FID' + tag:>20}"
-            f"{'KID' + tag:>22}{'prec':>7}{'rec':>7}   {'real: n':>8}{'fidelity':>10}{'p(genre)':>10}{'decade':>8}")
+            f"{'KID' + tag:>22}{'prec':>7}{'rec':>7}{'rating':>8}   {'real: n':>8}{'fidelity':>10}{'p(genre)':>10}"
+            f"{'decade':>8}{'rating':>8}")
 
     def num(v, width, fmt):
         return f"{'-':>{width}}" if v is None else f"{v:>{width}{fmt}}"
@@ -181,14 +193,16 @@ def format_scores(report: dict) -> str:
         r = e["real"]
         return (f"{label:<24}{e['n']:>5}{num(e['genre_fidelity'], 10, '.3f')}{num(e['genre_prob'], 10, '.3f')}"
                 f"{num(e['decade_acc'], 8, '.3f')}   {num(e['fid'], 20, '.1f')}{num(e['kid'], 22, '.4f')}"
-                f"{num(e['precision'], 7, '.2f')}{num(e['recall'], 7, '.2f')}   {r['n']:>8}"
-                f"{num(r['genre_fidelity'], 10, '.3f')}{num(r['genre_prob'], 10, '.3f')}{num(r['decade_acc'], 8, '.3f')}")
+                f"{num(e['precision'], 7, '.2f')}{num(e['recall'], 7, '.2f')}{num(e['rating_mean'], 8, '.2f')}   "
+                f"{r['n']:>8}{num(r['genre_fidelity'], 10, '.3f')}{num(r['genre_prob'], 10, '.3f')}"
+                f"{num(r['decade_acc'], 8, '.3f')}{num(r['rating_mean'], 8, '.2f')}")
 
     lines = [head, "-" * len(head)]
     lines += [line(Condition.from_dict(c).label(), c) for c in report["conditions"]]
     lines += ["-" * len(head), line("overall", report["overall"])]
     lines.append(f"fidelity: share of samples whose asked-for genre is in the classifier's top {TOP}; real: the "
                  f"same for real {report['real']['part']} posters of the condition (the ceiling a perfect generator "
-                 f"reaches). FID/KID{tag}: computed on {report['extractor']} features.")
+                 f"reaches). FID/KID{tag}: computed on {report['extractor']} features. rating: the mean IMDb rating "
+                 "the classifier predicts from the posters alone.")
     note = missing_note(report["conditions"] + [report["overall"]])
     return "\n".join(lines + ([note] if note else []))
