@@ -315,6 +315,67 @@ def train_gan(
                f"lab sample {run.path} --genre {genre} --decade {decade}")
 
 
+@app.command("train-diffusion")
+def train_diffusion(
+    data: DataOpt = None,
+    genre: GenreOpt = None, decade: DecadeOpt = None, year_min: YearMinOpt = None, year_max: YearMaxOpt = None,
+    recipe: RecipeOpt = None, out: OutOpt = None, seed: Annotated[Optional[int], typer.Option(
+        "--seed", help="Random seed for initialisation, batches, noise levels, noise and condition dropout "
+                       "(default 0).")] = None,
+    resume: ResumeOpt = False,
+    init_from: Annotated[Optional[Path], typer.Option(
+        "--init-from", help="Fine-tune from this diffusion run (e.g. one trained on all posters) instead of from "
+                            "scratch; it must have the same size and model options.")] = None,
+    size: Annotated[Optional[str], typer.Option(
+        "--size", help="Poster size WIDTHxHEIGHT, 2:3, both sides divisible by 2 per UNet level below the first "
+                       "(default 64x96; 32x48 for the quick recipe).")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="Training steps in all (default 4000).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(
+        "--batch-size", help="Posters per step, over all processes (default 32).")] = None,
+    lr: Annotated[Optional[float], typer.Option(
+        "--lr", help="Learning rate, reached after a linear warm-up (default 2e-4).")] = None,
+    channels: Annotated[Optional[int], typer.Option(
+        "--channels", help="Width of the UNet: channels at the finest level, a multiple of 4; the coarser "
+                           "levels multiply it by the recipe's multipliers (default 64).")] = None,
+    prediction: Annotated[Optional[str], typer.Option(
+        "--prediction", help="What the model learns to predict: v (the velocity) or epsilon (the noise) "
+                             "(default v).")] = None,
+    condition_dropout: Annotated[Optional[float], typer.Option(
+        "--condition-dropout", help="Share of posters trained without their genre and decade, so that "
+                                    "classifier-free guidance works (default 0.1).")] = None,
+) -> None:
+    """Train a conditional diffusion model (a UNet denoiser) that makes posters for a genre and a decade."""
+    from lab.diffusion.train import DiffusionOptions, train_diffusion as train
+    from lab.recipes import resolve_options
+    from lab.training import create_run
+    if resume:
+        run = create_run(out, "", {}, resume=True)
+        opts = DiffusionOptions(**run.options)
+    else:
+        flags = dict(data=str(data) if data else None, genre=genre, decade=decade, year_min=year_min,
+                     year_max=year_max, seed=seed, size=size, steps=steps, batch_size=batch_size, lr=lr,
+                     channels=channels, prediction=prediction, condition_dropout=condition_dropout,
+                     init_from=str(init_from) if init_from else None)
+        opts = resolve_options(DiffusionOptions, recipe, flags)
+        if data is None and recipe is None:
+            opts.data = str(DEFAULT_DATA)
+        opts.validate()
+        from lab.data.metadata import read_dataset
+        read_dataset(opts.data)  # a missing dataset fails before a run folder is made
+        if opts.init_from:
+            from lab.diffusion.train import load_diffusion_info
+            load_diffusion_info(Path(opts.init_from))
+        slug = _filter(opts.genre, opts.decade, opts.year_min, opts.year_max).slug()
+        run = create_run(out, f"diffusion-{slug}", asdict(opts))
+    typer.echo(f"run folder: {run.path}")
+    info = train(opts, run, resume=resume)
+    run.finish()
+    genre = (info["filter"]["genres"] or info["genres_seen"])[0]
+    decade = (info["filter"]["decades"] or info["decades_seen"])[-1]
+    typer.echo(f"trained {info['steps']} steps; grids in {run.path / 'grids'}; sample with: "
+               f"lab sample {run.path} --genre {genre} --decade {decade}")
+
+
 @app.command("sample")
 def sample(
     run: RunArg,
@@ -328,10 +389,19 @@ def sample(
     seed: Annotated[int, typer.Option("--seed", help="Noise seed; the same seed gives the same posters.")] = 0,
     out: Annotated[Optional[Path], typer.Option(
         "--out", help="Folder to write (default: RUN/samples/<condition>-seed<seed>); must be new or empty.")] = None,
+    steps: Annotated[Optional[int], typer.Option(
+        "--steps", help="Diffusion runs only: sampling steps from noise to poster, 1 to the run's 1000 noise "
+                        "levels (default 20).")] = None,
+    guidance: Annotated[Optional[float], typer.Option(
+        "--guidance", help="Diffusion runs only: classifier-free guidance scale, 0 to 20; 0 ignores the "
+                           "condition, 1 is the plain conditional model, more follows it harder at some cost "
+                           "in variety (default 2).")] = None,
+    sampler: Annotated[Optional[str], typer.Option(
+        "--sampler", help="Diffusion runs only: ddim or dpm++ (DPM-Solver++) (default dpm++).")] = None,
 ) -> None:
-    """Generate posters for genres and decades from a GAN run: PNGs, grid.png and samples.json."""
-    from lab.gan.sample import sample_run
-    folder, summary = sample_run(run, genre, decade, n, seed, out)
+    """Generate posters for genres and decades from a GAN or diffusion run: PNGs, grid.png and samples.json."""
+    from lab.generation.generators import sample_run
+    folder, summary = sample_run(run, genre, decade, n, seed, out, steps=steps, guidance=guidance, sampler=sampler)
     typer.echo(f"{len(summary['images'])} posters from step {summary['step']} in {folder} (grid: {folder / 'grid.png'})")
 
 
@@ -385,12 +455,18 @@ def demo(
         "--classifier-recipe", help="Classifier recipe (default recipes/classifier-quick.toml).")] = None,
     gan_recipe: Annotated[Optional[Path], typer.Option(
         "--gan-recipe", help="GAN recipe (default recipes/gan-quick.toml).")] = None,
+    generator: Annotated[str, typer.Option(
+        "--generator", help="Which generator to train: gan or diffusion.")] = "gan",
+    diffusion_recipe: Annotated[Optional[Path], typer.Option(
+        "--diffusion-recipe", help="Diffusion recipe, with --generator diffusion "
+                                   "(default recipes/diffusion-quick.toml).")] = None,
 ) -> None:
-    """Run the whole lab on a dataset: classifier, GAN, samples and their scores, with quick recipes."""
+    """Run the whole lab on a dataset: classifier, generator, samples and their scores, with quick recipes."""
     from lab.demo import RECIPES, run_demo
     run_demo(data or DEFAULT_DATA, out, samples_per_condition=n, seed=seed,
              classifier_recipe=classifier_recipe or RECIPES / "classifier-quick.toml",
-             gan_recipe=gan_recipe or RECIPES / "gan-quick.toml", say=typer.echo)
+             gan_recipe=gan_recipe or RECIPES / "gan-quick.toml", generator=generator,
+             diffusion_recipe=diffusion_recipe or RECIPES / "diffusion-quick.toml", say=typer.echo)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,7 +1,7 @@
 """`run_demo`: the whole lab end to end on one dataset, with the quick recipes.
 
-split -> train-classifier -> evaluate -> train-gan -> sample -> score-samples, each step the same
-library call its command makes, each output in its own folder under one demo folder.
+split -> train-classifier -> evaluate -> train-gan (or train-diffusion) -> sample -> score-samples,
+each step the same library call its command makes, each output in its own folder under one demo folder.
 """
 
 from __future__ import annotations
@@ -15,26 +15,39 @@ from lab.classifier.evaluate import evaluate_run
 from lab.classifier.train import ClassifierOptions, train_classifier
 from lab.data.metadata import read_dataset
 from lab.errors import LabError
-from lab.gan.sample import sample_run
+from lab.diffusion.train import DiffusionOptions, train_diffusion
 from lab.gan.train import GanOptions, train_gan
+from lab.generation.generators import sample_run
 from lab.recipes import resolve_options
 from lab.runs import Run
 from lab.scoring.score import score_samples
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+# generator -> (its options, its trainer, what it is called)
+GENERATORS = {"gan": (GanOptions, train_gan, "conditional GAN"),
+              "diffusion": (DiffusionOptions, train_diffusion, "conditional diffusion model")}
 
 
 def run_demo(data: Path, out: Path | None = None, *, samples_per_condition: int = 32, seed: int = 0,
              classifier_recipe: Path = RECIPES / "classifier-quick.toml",
-             gan_recipe: Path = RECIPES / "gan-quick.toml", say=print) -> dict:
-    """Run every step into `out`; `say` reports each step as it finishes. Returns the headline figures."""
-    for recipe in (classifier_recipe, gan_recipe):
+             gan_recipe: Path = RECIPES / "gan-quick.toml", generator: str = "gan",
+             diffusion_recipe: Path = RECIPES / "diffusion-quick.toml", say=print) -> dict:
+    """Run every step into `out`; `say` reports each step as it finishes. Returns the headline figures.
+
+    `generator`: which generator the demo trains, "gan" (with `gan_recipe`) or "diffusion" (with
+    `diffusion_recipe`); its run is the demo's `gan/` or `diffusion/` folder.
+    """
+    if generator not in GENERATORS:
+        raise LabError(f"--generator must be one of {', '.join(GENERATORS)}, not {generator!r}")
+    generator_recipe = gan_recipe if generator == "gan" else diffusion_recipe
+    for recipe in (classifier_recipe, generator_recipe):
         if not Path(recipe).is_file():
             raise LabError(f"recipe {recipe} is missing; run the demo from a checkout of the lab, or give "
-                           "--classifier-recipe and --gan-recipe")
+                           f"--classifier-recipe and --{generator}-recipe")
     read_dataset(data)  # a missing dataset fails before anything is made
     demo = Run.create(out, "demo", {"data": str(data), "seed": seed, "samples_per_condition": samples_per_condition,
-                                    "classifier_recipe": str(classifier_recipe), "gan_recipe": str(gan_recipe)})
+                                    "classifier_recipe": str(classifier_recipe), "generator": generator,
+                                    f"{generator}_recipe": str(generator_recipe)})
     out = demo.path
     say(f"demo folder: {out}")
     started = time.perf_counter()
@@ -51,15 +64,16 @@ def run_demo(data: Path, out: Path | None = None, *, samples_per_condition: int 
     step(f"classifier test macro mAP {report['macro_map']:.3f} (genre prior {report['baselines']['prior']['macro_map']:.3f}); "
          f"evaluation in {eval_path}")
 
-    gan_opts = resolve_options(GanOptions, gan_recipe, flags)
-    gan_run = Run.create(out / "gan", "", asdict(gan_opts))
-    step(f"training the conditional GAN ({Path(gan_recipe).name}) in {gan_run.path}")
-    gan_info = train_gan(gan_opts, gan_run)
-    step(f"GAN trained {gan_info['steps']} steps; grids in {gan_run.path / 'grids'}")
+    options, train, name = GENERATORS[generator]
+    gen_opts = resolve_options(options, generator_recipe, flags)
+    gen_run = Run.create(out / generator, "", asdict(gen_opts))
+    step(f"training the {name} ({Path(generator_recipe).name}) in {gen_run.path}")
+    gen_info = train(gen_opts, gen_run)
+    step(f"{name} trained {gen_info['steps']} steps; grids in {gen_run.path / 'grids'}")
 
-    genres = sorted({g for c in gan_info["grid"] for g in c["genres"]}, key=gan_info["genres"].index)
-    decades = sorted({c["decade"] for c in gan_info["grid"]})
-    samples_dir, summary = sample_run(gan_run.path, genres, [str(d) for d in decades], samples_per_condition, seed,
+    genres = sorted({g for c in gen_info["grid"] for g in c["genres"]}, key=gen_info["genres"].index)
+    decades = sorted({c["decade"] for c in gen_info["grid"]})
+    samples_dir, summary = sample_run(gen_run.path, genres, [str(d) for d in decades], samples_per_condition, seed,
                                       out / "samples")
     step(f"{len(summary['images'])} posters for {len(summary['conditions'])} genre-decade conditions in {samples_dir}")
 
@@ -70,7 +84,7 @@ def run_demo(data: Path, out: Path | None = None, *, samples_per_condition: int 
                 "prior_test_macro_map": report["baselines"]["prior"]["macro_map"],
                 "classifier_val_macro_map": clf_info["models"]["classifier"]["val_macro_map"],
                 "genre_fidelity": overall["genre_fidelity"], "real_genre_fidelity": overall["real"]["genre_fidelity"],
-                "extractor": tag, "fid": overall["fid"], "kid": overall["kid"],
+                "extractor": tag, "fid": overall["fid"], "kid": overall["kid"], "generator": generator,
                 "seconds": round(time.perf_counter() - started, 1)}
     say(f"headline: classifier test macro mAP {headline['classifier_test_macro_map']:.3f} "
         f"(prior {headline['prior_test_macro_map']:.3f}); generated posters' genre fidelity "

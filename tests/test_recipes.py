@@ -5,11 +5,12 @@ from pathlib import Path
 import pytest
 
 from lab.classifier.train import ClassifierOptions
+from lab.diffusion.train import DiffusionOptions
 from lab.gan.train import GanOptions
 from lab.recipes import resolve_options
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.toml"))
-KINDS = {"classifier": ClassifierOptions, "gan": GanOptions}
+KINDS = {"classifier": ClassifierOptions, "gan": GanOptions, "diffusion": DiffusionOptions}
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
@@ -18,6 +19,6 @@ def test_recipe_loads(recipe):
     if kind not in KINDS:
         pytest.skip(f"{recipe.name} is for a trainer this test does not know yet")
     opts = resolve_options(KINDS[kind], recipe, {})
-    if kind == "gan":
+    if kind in ("gan", "diffusion"):
         opts.validate()
     assert opts.batch_size >= 1 and opts.size.count("x") == 1

@@ -1,5 +1,5 @@
-"""The generator part of a report: how training went, and how its latest scored samples compare with
-real posters of the same condition.
+"""The generator part of a report, for a GAN or a diffusion run: how training went (grids over time,
+loss curves), and how its latest scored samples compare with real posters of the same condition.
 """
 
 from __future__ import annotations
@@ -10,9 +10,11 @@ import numpy as np
 
 from lab.checkpoint import read_json
 from lab.data.poster_dataset import open_posters
+from lab.diffusion.train import RUN_FILE as DIFFUSION_FILE
 from lab.errors import LabError
-from lab.gan.train import RUN_FILE, load_gan_info
+from lab.gan.train import RUN_FILE as GAN_FILE
 from lab.generation.condition import Condition
+from lab.generation.run_info import read_info
 from lab.generation.samples import SAMPLES_FILE
 from lab.report import plots
 from lab.report.blocks import Figure, Gallery, Missing, Part, Row, Section, Table, Tile
@@ -27,22 +29,28 @@ SHOWN = 8  # samples and real posters per condition; most and least genre-like s
 POSTER_WIDTH = 96
 
 
-def gan_part(run_dir: Path, part_id: str = "gan", samples_dirs: tuple[Path, ...] = (),
-             classifier_run: Path | None = None, progress: bool = True) -> Part:
+def generator_part(run_dir: Path, part_id: str = "gan", samples_dirs: tuple[Path, ...] = (),
+                   classifier_run: Path | None = None, progress: bool = True) -> Part:
     """`samples_dirs`: folders of this run's samples outside RUN/samples (a demo keeps its own);
     `classifier_run`: named in the command that scores them."""
     run_dir = Path(run_dir)
     run = Run.open(run_dir)
-    unconditional = run.options.get("conditional") is False
-    part = Part(part_id, f"{'Unconditional' if unconditional else 'Conditional'} poster GAN", str(run_dir))
+    # An unfinished run may lack its run file still; its options tell the trainer apart too.
+    diffusion = (run_dir / DIFFUSION_FILE).is_file() or "prediction" in run.options
+    run_file, trainer = (DIFFUSION_FILE, "diffusion") if diffusion else (GAN_FILE, "gan")
+    if diffusion:
+        title = "Conditional poster diffusion model"
+    else:
+        title = f"{'Unconditional' if run.options.get('conditional') is False else 'Conditional'} poster GAN"
+    part = Part(part_id, title, str(run_dir))
     add = part.sections.append
-    resume = f"lab train-gan --out {run_dir} --resume"
-    info = load_gan_info(run_dir) if (run_dir / RUN_FILE).is_file() else None
+    resume = f"lab train-{trainer} --out {run_dir} --resume"
+    info = read_info(run_dir, run_file, trainer) if (run_dir / run_file).is_file() else None
     add(_grids(run_dir, part_id, resume))
     add(_losses(run, part_id, resume))
     if info is None:
         add(Section(f"{part_id}-scores", "Scores of the samples", [Missing(
-            f"the trained generator ({RUN_FILE}): its training has not finished", resume)]))
+            f"the trained generator ({run_file}): its training has not finished", resume)]))
         return part
     folders = sorted({p.parent for p in run_dir.glob(f"samples/*/{SAMPLES_FILE}")} |
                      {Path(d) for d in samples_dirs if (Path(d) / SAMPLES_FILE).is_file()})
@@ -84,7 +92,7 @@ def _grids(run_dir: Path, part_id: str, resume: str) -> Section:
 
 def _losses(run: Run, part_id: str, resume: str) -> Section:
     section = Section(f"{part_id}-losses", "Loss curves")
-    records = [r for r in run.metrics() if "d_loss" in r]
+    records = [r for r in run.metrics() if "d_loss" in r or "loss" in r]
     if not records:
         section.blocks.append(Missing("loss curves: metrics.jsonl has no step yet", resume))
         return section
@@ -93,9 +101,13 @@ def _losses(run: Run, part_id: str, resume: str) -> Section:
     def line(key):
         return steps, [r[key] for r in records]
 
-    panels = {"hinge losses": {"D": line("d_loss"), "G": line("g_loss")},
-              "D's mean score": {"real posters": line("d_real"), "generated": line("d_fake")},
-              "training posters/s": {"posters/s": line("posters_per_s")}}
+    if "loss" in records[0]:  # a diffusion run
+        panels = {"denoising loss (MSE of the prediction)": {"loss": line("loss")},
+                  "learning rate": {"lr": line("lr")}, "training posters/s": {"posters/s": line("posters_per_s")}}
+    else:
+        panels = {"hinge losses": {"D": line("d_loss"), "G": line("g_loss")},
+                  "D's mean score": {"real posters": line("d_real"), "generated": line("d_fake")},
+                  "training posters/s": {"posters/s": line("posters_per_s")}}
     section.blocks.append(Figure(plots.curves(panels, "step"), "loss curves", "From metrics.jsonl."))
     return section
 

@@ -9,11 +9,12 @@ import jinja2
 
 from lab.checkpoint import read_json
 from lab.classifier.inference import RUN_FILE as CLASSIFIER_FILE
+from lab.diffusion.train import RUN_FILE as DIFFUSION_FILE
 from lab.errors import LabError
 from lab.gan.train import RUN_FILE as GAN_FILE
 from lab.report.blocks import Missing, Part, Section, Table
 from lab.report.classifier_run import classifier_part
-from lab.report.gan_run import gan_part
+from lab.report.gan_run import generator_part
 from lab.runs import Run
 
 REPORT_FILE = "report.html"
@@ -22,7 +23,8 @@ TEMPLATE = "template.html"
 
 
 def run_kind(run_dir: Path) -> str:
-    """'classifier', 'gan' or 'demo', from the files a run has (or, unfinished, the options it started with)."""
+    """'classifier', 'gan', 'diffusion' or 'demo', from the files a run has (or, unfinished, the options it
+    started with)."""
     options = Run.open(run_dir).options
     if (run_dir / HEADLINE_FILE).is_file() or "classifier_recipe" in options:
         return "demo"
@@ -30,8 +32,10 @@ def run_kind(run_dir: Path) -> str:
         return "classifier"
     if (run_dir / GAN_FILE).is_file() or "z_dim" in options:
         return "gan"
-    raise LabError(f"{run_dir} is a run folder, but not a classifier, GAN or demo run (no {CLASSIFIER_FILE}, "
-                   f"{GAN_FILE} or {HEADLINE_FILE}); give one of those")
+    if (run_dir / DIFFUSION_FILE).is_file() or "prediction" in options:
+        return "diffusion"
+    raise LabError(f"{run_dir} is a run folder, but not a classifier, GAN, diffusion or demo run (no "
+                   f"{CLASSIFIER_FILE}, {GAN_FILE}, {DIFFUSION_FILE} or {HEADLINE_FILE}); give one of those")
 
 
 def write_report(run_dir: Path, out: Path | None = None, *, progress: bool = True) -> Path:
@@ -40,8 +44,8 @@ def write_report(run_dir: Path, out: Path | None = None, *, progress: bool = Tru
     kind = run_kind(run_dir)
     if kind == "classifier":
         parts = [classifier_part(run_dir, progress=progress)]
-    elif kind == "gan":
-        parts = [gan_part(run_dir, progress=progress)]
+    elif kind in ("gan", "diffusion"):
+        parts = [generator_part(run_dir, kind, progress=progress)]
     else:
         parts = _demo_parts(run_dir, progress)
     out = Path(out) if out else run_dir / REPORT_FILE
@@ -55,7 +59,7 @@ def write_report(run_dir: Path, out: Path | None = None, *, progress: bool = Tru
 
 
 def _demo_parts(demo: Path, progress: bool) -> list[Part]:
-    """The demo's headline, then its classifier and its GAN, each as its own run would be reported."""
+    """The demo's headline, then its classifier and its generator, each as its own run would be reported."""
     headline = Part("headline", "Demo headline", str(demo))
     section = Section("headline-figures", "Headline figures")
     if (demo / HEADLINE_FILE).is_file():
@@ -75,9 +79,12 @@ def _demo_parts(demo: Path, progress: bool) -> list[Part]:
                                       "lab demo --out NEW_FOLDER (a demo cannot be resumed)"))
     headline.sections.append(section)
     parts = [headline]
-    classifier, gan = demo / "classifier", demo / "gan"
+    classifier = demo / "classifier"
+    kind = "diffusion" if (demo / "diffusion").is_dir() else "gan"
+    generator = demo / kind
     for folder, make in ((classifier, lambda: classifier_part(classifier, "classifier", progress)),
-                         (gan, lambda: gan_part(gan, "gan", (demo / "samples",), classifier, progress))):
+                         (generator, lambda: generator_part(generator, kind, (demo / "samples",), classifier,
+                                                            progress))):
         if (folder / "options.json").is_file():
             parts.append(make())
         else:

@@ -1,0 +1,1 @@
+"""The conditional poster diffusion model: denoiser, noise schedule and samplers, training and sampling."""

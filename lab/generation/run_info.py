@@ -1,0 +1,61 @@
+"""What a generator run records in its run file (gan.json, diffusion.json): the vocabularies its
+conditions come from, what it saw in training, its size and model, and the conditions of its grids."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from lab.data.poster_dataset import Posters
+from lab.errors import LabError
+from lab.generation.condition import Condition
+from lab.runs import Run
+
+
+def grid_conditions(posters: Posters, rows: np.ndarray, most: int = 8) -> list[Condition]:
+    """The training set's most common genres, each in its most common decade and in the earliest
+    decade that holds at least 5% of the posters (old and new posters differ most)."""
+    genre_counts = posters.genre_matrix[rows].sum(0)
+    decade_counts = np.bincount(posters.decade_index[rows], minlength=len(posters.decades))
+    genres = [posters.genres[j] for j in np.argsort(-genre_counts, kind="stable")[:most // 2] if genre_counts[j]]
+    common = int(decade_counts.argmax())
+    early = next(j for j, n in enumerate(decade_counts) if n >= 0.05 * len(rows))
+    decades = [posters.decades[j] for j in sorted({early, common})]
+    return [Condition((g,), d) for g in genres for d in decades]
+
+
+def start_info(path: Path, posters: Posters, size: tuple[int, int], model: dict, init_from: str | None,
+               parent: dict | None) -> dict:
+    """The run file at `path` if the run has one (a resume), else a new one. A run fine-tuned from
+    `parent` (the run file of `init_from`) knows every genre and decade its parent saw, and must have
+    its parent's vocabularies, size and model."""
+    if path.exists():
+        return json.loads(path.read_text())
+    train = posters.parts["train"]
+    seen_genres = {posters.genres[j] for j in np.flatnonzero(posters.genre_matrix[train].sum(0))}
+    seen_decades = {posters.decades[j] for j in np.unique(posters.decade_index[train])}
+    if parent:
+        seen_genres |= set(parent["genres_seen"])
+        seen_decades |= set(parent["decades_seen"])
+    info = {"genres": posters.genres, "decades": posters.decades,
+            "genres_seen": [g for g in posters.genres if g in seen_genres],
+            "decades_seen": sorted(seen_decades), "size": list(size), "model": model,
+            "filter": posters.filter.to_dict(), "dataset": posters.fingerprint, "n_train": len(train),
+            "init_from": init_from, "grid": [c.to_dict() for c in grid_conditions(posters, train)]}
+    if parent:
+        for key in ("genres", "decades", "size", "model"):
+            if parent[key] != info[key]:
+                raise LabError(f"--init-from {init_from}: its {key} ({parent[key]}) differ from this run's "
+                               f"({info[key]}); use the same dataset, --size and model options")
+    return info
+
+
+def read_info(run_dir: Path, run_file: str, kind: str) -> dict:
+    """A generator run's run file; a folder without one is a one-line error saying it is not a `kind` run."""
+    Run.open(run_dir)
+    path = Path(run_dir) / run_file
+    if not path.is_file():
+        raise LabError(f"{run_dir} has no {run_file}: it is not a {kind} run")
+    return json.loads(path.read_text())
