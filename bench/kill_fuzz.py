@@ -1,6 +1,6 @@
 """Kill anywhere, resume anywhere: SIGKILL small real training runs at random moments and resume them.
 
-For each trainer (classifier, GAN) this trains a small run on synthetic posters once without
+For each trainer (classifier, GAN, diffusion) this trains a small run on synthetic posters once without
 interruption, then again while killing it: each launch (the first start, then every
 `lab train-... --out RUN --resume`) is SIGKILLed at a random moment of its remaining life (the
 imports, the data loading, a training step, a checkpoint being written), or, one launch in three,
@@ -46,9 +46,13 @@ GAN_RECIPE = dict(size="32x48", channels=8, z_dim=16, batch_size=16, steps=240, 
                   grid_every=120, seed=5)
 CLASSIFIER_RECIPE = dict(size="32x48", backbone="mobilenet_v2", schedule=[[1, 0.0], [2, 1.0]], ema=0.9,
                          batch_size=8, checkpoint_every=5, baselines=False, patience=5, seed=5)
-QUICK = {"gan": dict(steps=60), "classifier": dict(backbone="cnn4", schedule=[[1, 1.0]])}
-FINAL_WEIGHTS = {"gan": "checkpoints/g_ema.safetensors", "classifier": "checkpoints/best.safetensors"}
-VERB = {"gan": "train-gan", "classifier": "train-classifier"}
+DIFFUSION_RECIPE = dict(size="32x48", channels=8, multipliers=[1, 2], layers_per_block=1, batch_size=8, steps=120,
+                        checkpoint_every=10, log_every=10, grid_every=60, grid_steps=4, seed=5)
+RECIPES = {"gan": GAN_RECIPE, "classifier": CLASSIFIER_RECIPE, "diffusion": DIFFUSION_RECIPE}
+QUICK = {"gan": dict(steps=60), "classifier": dict(backbone="cnn4", schedule=[[1, 1.0]]), "diffusion": dict(steps=40)}
+FINAL_WEIGHTS = {"gan": "checkpoints/g_ema.safetensors", "classifier": "checkpoints/best.safetensors",
+                 "diffusion": "checkpoints/denoiser_ema.safetensors"}
+VERB = {"gan": "train-gan", "classifier": "train-classifier", "diffusion": "train-diffusion"}
 WEIGHT_TOLERANCE = 1e-5  # max |difference| of any final weight between a killed run and the whole one
 METRIC_TOLERANCE = 1e-4  # metrics are logged rounded to 4 decimals
 
@@ -71,7 +75,7 @@ class Tally:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trainer", choices=["gan", "classifier", "all"], default="all")
+    parser.add_argument("--trainer", choices=[*RECIPES, "all"], default="all")
     parser.add_argument("--kills", type=int, default=20, help="SIGKILLs per trainer")
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
     parser.add_argument("--quick", action="store_true", help="shorter runs (for the test suite)")
@@ -86,9 +90,9 @@ def main() -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "LAB_CACHE": str(work / "cache"), "PYTHONUNBUFFERED": "1"}
     rng = random.Random(args.seed)
     tallies = []
-    for trainer in (["classifier", "gan"] if args.trainer == "all" else [args.trainer]):
+    for trainer in (["classifier", "gan", "diffusion"] if args.trainer == "all" else [args.trainer]):
         recipe = work / f"{trainer}.toml"
-        options = {**(GAN_RECIPE if trainer == "gan" else CLASSIFIER_RECIPE), **(QUICK[trainer] if args.quick else {})}
+        options = {**RECIPES[trainer], **(QUICK[trainer] if args.quick else {})}
         recipe.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in options.items()))
         tallies.append(fuzz(trainer, data, recipe, work / trainer, args.kills, rng, env))
     print(f"{'trainer':<11}{'kills':>6}{'mid-write':>11}{'clean resumes':>15}{'restarts':>10}{'runs':>6}"
@@ -187,7 +191,7 @@ def _progress(trainer: str, run: Path, recipe: Path) -> float:
     except LabError:
         return 0.0
     options = Run(run).options
-    if trainer == "gan":
+    if trainer != "classifier":
         return saved["step"] / options["steps"]
     epochs = sum(e for e, _ in options["schedule"])
     return min(1.0, saved["epoch"] / epochs)
