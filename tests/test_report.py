@@ -27,8 +27,8 @@ from lab.data.synthetic import make_synthetic_posters
 from lab.demo import run_demo
 from lab.report import write_report
 
-CLASSIFIER_SECTIONS = ["headline", "per-genre-ap", "confusion7", "thresholds", "posters", "gradcam", "curves",
-                       "decades"]
+CLASSIFIER_SECTIONS = ["headline", "per-genre-ap", "confusion7", "thresholds", "posters", "gradcam", "rating",
+                       "curves", "decades"]
 GAN_SECTIONS = ["grids", "losses", "scores", "samples", "genre-likeness"]
 CLASSIFIER_RECIPE = """size = "64x96"
 schedule = [[1, 0.0], [1, 1.0]]

@@ -1,4 +1,4 @@
-"""The linear-probe baseline: logistic regression (and, for the rating, the rating head) on frozen
+"""The linear-probe baseline: logistic regression (and, for the rating, ridge regressions) on frozen
 ImageNet features; and the rating's label-only baseline, a ridge regression on genres and decade.
 
 (The genre-prior and mean-rating baselines are training figures kept in classifier.json; the
@@ -14,12 +14,13 @@ from tqdm import tqdm
 
 from lab.checkpoint import save_weights
 from lab.classifier.metrics import macro_map, spearman, tune_rating_threshold, tune_thresholds
-from lab.classifier.model import GenreClassifier, RatingHead, genre_loss, label_vector, rating_loss
+from lab.classifier.model import GenreClassifier, genre_loss, label_vector
 from lab.data.poster_dataset import batch_loader
 
 PROBE_FILE = "baselines/linear_probe.safetensors"
 WEIGHT_DECAYS = (1e-4, 1e-3, 1e-2)  # chosen on validation, as an honest probe is
-RIDGE_ALPHAS = (0.1, 1.0, 10.0, 100.0)
+RIDGE_ALPHAS = (1e2, 1e3, 1e4, 1e5)  # on standardised frozen features
+LABEL_RIDGE_ALPHAS = (0.1, 1.0, 10.0, 100.0)  # on 0/1 genres and decades
 
 
 @torch.no_grad()
@@ -50,22 +51,6 @@ def fit_linear_heads(features: torch.Tensor, genres: torch.Tensor, decades: torc
     return genre_head, decade_head
 
 
-def fit_rating_head(like: RatingHead, features: torch.Tensor, ratings: torch.Tensor, labels: torch.Tensor,
-                    weight_decay: float, steps: int = 300) -> RatingHead:
-    """A copy of the rating head `like`, fitted full-batch on frozen features from where it starts, each
-    poster seen twice: told nothing, and told its labels."""
-    head = RatingHead(features.shape[1], like.n_genres, like.n_decades).to(features.device)
-    head.load_state_dict(like.state_dict())
-    opt = torch.optim.Adam(head.parameters(), lr=1e-2, weight_decay=weight_decay)
-    for _ in range(steps):
-        opt.zero_grad()
-        loss = (rating_loss(head(features), ratings, head.scale)
-                + rating_loss(head(features, labels), ratings, head.scale))
-        loss.backward()
-        opt.step()
-    return head
-
-
 def train_linear_probe(model: GenreClassifier, posters, opts, run, accelerator, pos_weight: torch.Tensor,
                        progress: bool, median: float | None = None) -> dict:
     """Fit `model`'s heads (it has frozen ImageNet weights) on its frozen features; save it; return its entry."""
@@ -91,37 +76,72 @@ def train_linear_probe(model: GenreClassifier, posters, opts, run, accelerator, 
     entry = {"file": PROBE_FILE, "val_macro_map": score, "weight_decay": wd, "backbone": opts.backbone,
              "weights": opts.weights, "thresholds": tune_thresholds(val_scores, genres["val"].cpu().numpy()).tolist()}
     if model.rating_head is not None:
-        entry.update(_fit_probe_rating(model, feats, posters, opts, device, median))
+        entry.update(_fit_probe_rating(model, feats, posters, opts, median))
     if accelerator.is_main_process:
         save_weights(model, run.path / PROBE_FILE)
     return entry
 
 
-def _fit_probe_rating(model: GenreClassifier, feats: dict, posters, opts, device, median: float) -> dict:
-    """The probe's rating head, its weight decay chosen on validation (Spearman, alone and given labels)."""
-    def labels(part):
-        rows = posters.parts[part]
-        ones = torch.ones(len(rows), device=device)
-        return label_vector(torch.from_numpy(posters.genre_matrix[rows]).to(device),
-                            torch.from_numpy(posters.decade_index[rows]).to(device), len(posters.decades), ones, ones)
+def ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:
+    """Ridge regression with an unpenalised intercept: (weights, bias)."""
+    centre = x.mean(0)
+    w = np.linalg.solve((x - centre).T @ (x - centre) + alpha * np.eye(x.shape[1]), (x - centre).T @ (y - y.mean()))
+    return w, float(y.mean() - centre @ w)
 
-    targets = torch.from_numpy(posters.rating_targets(opts.rating_min_votes)[posters.parts["train"]]).to(device)
-    train_labels, val_labels = labels("train"), labels("val")
-    truth = posters.ratings[posters.parts["val"]]
+
+def _best_ridge(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, truth: np.ndarray, offset_val: np.ndarray | float = 0.0,
+                alphas=RIDGE_ALPHAS) -> tuple[np.ndarray, float, float]:
+    """The ridge whose strength gives the best validation Spearman of offset_val + its prediction:
+    (weights, bias, alpha). `truth` is NaN where a validation poster has no rating."""
     known = ~np.isnan(truth)
-    best = None
-    for wd in WEIGHT_DECAYS:
-        head = fit_rating_head(model.rating_head, feats["train"], targets, train_labels, wd)
-        with torch.no_grad():
-            val = {"alone": head.to_rating(head(feats["val"])).cpu().numpy(),
-                   "given": head.to_rating(head(feats["val"], val_labels)).cpu().numpy()}
-        score = np.mean([spearman(v[known], truth[known]) for v in val.values()])
-        if best is None or score > best[0]:
-            best = (score, wd, head, val)
-    score, wd, head, val = best
-    model.rating_head.load_state_dict(head.state_dict())
-    return {"rating_weight_decay": wd,
+    fits = [(alpha, *ridge(x, y, alpha)) for alpha in alphas]
+    alpha, w, b = max(fits, key=lambda f: spearman((offset_val + x_val @ f[1] + f[2])[known], truth[known]))
+    return w, b, alpha
+
+
+def _fit_probe_rating(model: GenreClassifier, feats: dict, posters, opts, median: float) -> dict:
+    """The probe's rating head in closed form, on standardised frozen features. Poster alone: a ridge on
+    the features. Told the labels: the genre+decade regression (where the head's label weights start),
+    plus a ridge of the features on what that regression leaves over. Strengths chosen on validation."""
+    head = model.rating_head
+    mean, std = (float(v) for v in head.scale)
+    x = {p: f.double().cpu().numpy() for p, f in feats.items()}
+    centre, spread = x["train"].mean(0), x["train"].std(0) + 1e-6
+    z = {p: (v - centre) / spread for p, v in x.items()}
+    with torch.no_grad():  # what the labels alone say, in ratings
+        by_labels = {p: mean + std * head.labels(_all_labels(posters, p).to(head.scale.device)).double().cpu().numpy()[:, 0]
+                     for p in ("train", "val")}
+    y = posters.rating_targets(opts.rating_min_votes)[posters.parts["train"]].astype(np.float64)
+    keep = ~np.isnan(y)
+    truth = posters.ratings[posters.parts["val"]]
+    alone, alone_bias, alpha = _best_ridge(z["train"][keep], y[keep], z["val"], truth)
+    left, left_bias, alpha_left = _best_ridge(z["train"][keep], (y - by_labels["train"])[keep], z["val"], truth,
+                                              by_labels["val"])
+
+    def as_linear(w: np.ndarray, b: float, offset: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """A ridge on standardised features as a linear layer on raw features, in standardised ratings."""
+        weight = w / spread / std
+        return (torch.tensor(weight[None], dtype=torch.float32),
+                torch.tensor([(b - centre / spread @ w - offset) / std], dtype=torch.float32))
+
+    with torch.no_grad():
+        weight, bias = as_linear(alone, alone_bias, mean)
+        head.poster.weight.copy_(weight)
+        head.poster.bias.copy_(bias)
+        weight_left, bias_left = as_linear(left, left_bias, 0.0)
+        head.poster_given_labels.weight.copy_(weight_left - weight)
+        head.poster_given_labels.bias.copy_(bias_left - bias)
+    val = {"alone": z["val"] @ alone + alone_bias, "given": by_labels["val"] + z["val"] @ left + left_bias}
+    return {"rating_ridge": {"alone": alpha, "given": alpha_left},
             "rating_thresholds": {case: tune_rating_threshold(v, truth, median) for case, v in val.items()}}
+
+
+def _all_labels(posters, part: str) -> torch.Tensor:
+    """Every poster of a part told its true genres and decade, as the rating head's input."""
+    rows = posters.parts[part]
+    ones = torch.ones(len(rows))
+    return label_vector(torch.from_numpy(posters.genre_matrix[rows]), torch.from_numpy(posters.decade_index[rows]),
+                        len(posters.decades), ones, ones)
 
 
 def fit_genre_decade(posters, min_votes: int, median: float) -> dict:
@@ -132,20 +152,11 @@ def fit_genre_decade(posters, min_votes: int, median: float) -> dict:
         return np.hstack([posters.genre_matrix[rows], np.eye(len(posters.decades))[posters.decade_index[rows]]])
 
     x, y = design("train"), posters.rating_targets(min_votes)[posters.parts["train"]].astype(np.float64)
-    x, y = x[~np.isnan(y)], y[~np.isnan(y)]
-    x_val, truth = design("val"), posters.ratings[posters.parts["val"]]
-    known = ~np.isnan(truth)
-    best = None
-    for alpha in RIDGE_ALPHAS:
-        centre = x.mean(0)
-        w = np.linalg.solve((x - centre).T @ (x - centre) + alpha * np.eye(x.shape[1]), (x - centre).T @ (y - y.mean()))
-        bias = y.mean() - centre @ w
-        score = spearman(x_val[known] @ w + bias, truth[known])
-        if best is None or score > best[0]:
-            best = (score, alpha, w, bias)
-    _, alpha, w, bias = best
+    truth = posters.ratings[posters.parts["val"]]
+    keep = ~np.isnan(y)
+    w, bias, alpha = _best_ridge(x[keep], y[keep], design("val"), truth, alphas=LABEL_RIDGE_ALPHAS)
     return {"alpha": alpha, "genres": w[:len(posters.genres)].tolist(), "decades": w[len(posters.genres):].tolist(),
-            "bias": float(bias), "threshold": tune_rating_threshold(x_val @ w + bias, truth, median)}
+            "bias": bias, "threshold": tune_rating_threshold(design("val") @ w + bias, truth, median)}
 
 
 def genre_decade_ratings(info: dict, genres: np.ndarray, decades: np.ndarray) -> np.ndarray:

@@ -95,6 +95,7 @@ def train_classifier(opts: ClassifierOptions, run: Run, *, resume: bool = False,
     info = _run_info(run, posters, opts)
     models = info["models"]
     rating = info.get("rating")
+    median = rating["median"] if rating else None  # of the training ratings: "well rated" starts there
 
     def build(backbone: str, weights: str | None, **kwargs) -> GenreClassifier:
         torch.manual_seed(opts.seed)  # the heads' initial weights belong to the run's seed too
@@ -105,17 +106,17 @@ def train_classifier(opts: ClassifierOptions, run: Run, *, resume: bool = False,
         return model
 
     if rating is not None and "genre_decade" not in rating:  # closed form: refitted the same after a kill
-        rating["genre_decade"] = fit_genre_decade(posters, opts.rating_min_votes, rating["median"])
+        rating["genre_decade"] = fit_genre_decade(posters, opts.rating_min_votes, median)
     if "classifier" not in models:
         model = build(opts.backbone, opts.weights, taps=opts.taps)
         models["classifier"] = fit(model, posters, opts, run, "checkpoints", accelerator, resume, progress,
-                                   name="classifier", median=rating and rating["median"])
+                                   name="classifier", median=median)
         models["classifier"].update(backbone=opts.backbone, weights=opts.weights, taps=list(opts.taps))
         _save_info(info, run, accelerator)
     if opts.baselines and "linear_probe" not in models and opts.weights is not None:
         models["linear_probe"] = train_linear_probe(build(opts.backbone, opts.weights, dropout=0.0), posters, opts,
                                                     run, accelerator, pos_weights(posters, opts.max_pos_weight),
-                                                    progress, median=rating and rating["median"])
+                                                    progress, median=median)
         _save_info(info, run, accelerator)
     if opts.baselines and "scratch_cnn" not in models:
         # The earlier Keras project's small CNN, from scratch, with the same epochs and augmentation.
@@ -124,7 +125,7 @@ def train_classifier(opts: ClassifierOptions, run: Run, *, resume: bool = False,
                                         "taps": []})
         model = build(SCRATCH_CNN, None, dropout=0.0)
         models["scratch_cnn"] = fit(model, posters, cnn_opts, run, "baselines/scratch_cnn", accelerator, resume,
-                                    progress, name="scratch_cnn", median=rating and rating["median"])
+                                    progress, name="scratch_cnn", median=median)
         models["scratch_cnn"]["backbone"], models["scratch_cnn"]["weights"] = SCRATCH_CNN, None
         _save_info(info, run, accelerator)
     return info
