@@ -13,18 +13,12 @@ import argparse
 import numpy as np
 import torch
 
-from lab.classifier.baselines import extract_features
+from lab.classifier.baselines import extract_features, ridge
 from lab.classifier.metrics import spearman
 from lab.classifier.model import GenreClassifier
 from lab.data.poster_dataset import open_posters
 
 ALPHAS = (1e2, 1e3, 1e4)
-
-
-def ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:
-    centre = x.mean(0)
-    w = np.linalg.solve((x - centre).T @ (x - centre) + alpha * np.eye(x.shape[1]), (x - centre).T @ (y - y.mean()))
-    return w, y.mean() - centre @ w
 
 
 def main():
