@@ -395,7 +395,7 @@ def sample(
     guidance: Annotated[Optional[float], typer.Option(
         "--guidance", help="Diffusion runs only: classifier-free guidance scale, 0 to 20; 0 ignores the "
                            "condition, 1 is the plain conditional model, more follows it harder at some cost "
-                           "in variety (default 2).")] = None,
+                           "in variety (default 6).")] = None,
     sampler: Annotated[Optional[str], typer.Option(
         "--sampler", help="Diffusion runs only: ddim or dpm++ (DPM-Solver++) (default dpm++).")] = None,
 ) -> None:

@@ -18,6 +18,7 @@ from lab.diffusion.sample import sample_run
 from lab.diffusion.train import DiffusionOptions, train_diffusion
 from lab.errors import LabError
 from lab.gan.train import GanOptions, train_gan
+from lab.report import write_report
 from lab.runs import Run
 
 # Small enough for seconds on one core, big enough to learn the synthetic posters' colours in 100 steps.
@@ -142,6 +143,14 @@ def test_sample_tells_the_generators_apart_by_their_run_files(posters, tmp_path,
     code, _, err = _cli(capsys, "sample", str(tmp_path / "gan"), "--genre", "Horror", "--decade", "1950",
                         "--guidance", "3")
     assert code == 2 and "--guidance: for diffusion runs only" in err and err.count("\n") == 1
+
+
+def test_a_diffusion_run_has_a_report_page_with_its_grids_and_loss_curve(trained, tmp_path):
+    html = write_report(trained, tmp_path / "report.html", progress=False).read_text()
+    assert "Conditional poster diffusion model" in html
+    assert all(f'id="diffusion-{s}"' in html for s in ("grids", "losses", "scores"))
+    assert html.count('alt="step-000') == 2  # both training grids
+    assert f"lab sample {trained}" in html  # what to do to see scores
 
 
 def test_init_from_fine_tunes_a_filtered_subset_and_refuses_another_model(posters, trained, tmp_path):

@@ -21,7 +21,7 @@ SAMPLERS = ("ddim", "dpm++")
 # The best measured at the quick recipe (see README, diffusion section).
 DEFAULT_SAMPLER = "dpm++"
 DEFAULT_STEPS = 20
-DEFAULT_GUIDANCE = 2.0
+DEFAULT_GUIDANCE = 6.0
 MAX_GUIDANCE = 20.0
 
 
