@@ -8,13 +8,11 @@ so a run continued with `resume` repeats exactly what the uninterrupted run woul
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
@@ -22,11 +20,12 @@ from tqdm import tqdm
 from lab.checkpoint import load_state, load_weights, save_json, save_state, save_weights
 from lab.data.filters import DataOptions
 from lab.data.images import parse_size
-from lab.data.poster_dataset import Posters, open_posters
+from lab.data.poster_dataset import open_posters
 from lab.errors import LabError
 from lab.gan.diffaugment import diff_augment
 from lab.gan.model import Discriminator, Generator, n_upsamplings
 from lab.generation.condition import Condition, condition_tensors
+from lab.generation.run_info import read_info, start_info
 from lab.generation.samples import save_grid, to_uint8
 from lab.runs import Run
 from lab.training import WeightAverage, make_accelerator, seeded
@@ -92,46 +91,7 @@ def build_models(info: dict) -> tuple[Generator, Discriminator]:
 
 
 def load_gan_info(run_dir: Path) -> dict:
-    Run.open(run_dir)
-    path = Path(run_dir) / RUN_FILE
-    if not path.is_file():
-        raise LabError(f"{run_dir} has no {RUN_FILE}: it is not a GAN run")
-    return json.loads(path.read_text())
-
-
-def grid_conditions(posters: Posters, rows: np.ndarray, most: int = 8) -> list[Condition]:
-    """The training set's most common genres, each in its most common decade and in the earliest
-    decade that holds at least 5% of the posters (old and new posters differ most)."""
-    genre_counts = posters.genre_matrix[rows].sum(0)
-    decade_counts = np.bincount(posters.decade_index[rows], minlength=len(posters.decades))
-    genres = [posters.genres[j] for j in np.argsort(-genre_counts, kind="stable")[:most // 2] if genre_counts[j]]
-    common = int(decade_counts.argmax())
-    early = next(j for j, n in enumerate(decade_counts) if n >= 0.05 * len(rows))
-    decades = [posters.decades[j] for j in sorted({early, common})]
-    return [Condition((g,), d) for g in genres for d in decades]
-
-
-def _start_info(run: Run, posters: Posters, opts: GanOptions, parent: dict | None) -> dict:
-    path = run.path / RUN_FILE
-    if path.exists():
-        return json.loads(path.read_text())
-    train = posters.parts["train"]
-    seen_genres = {posters.genres[j] for j in np.flatnonzero(posters.genre_matrix[train].sum(0))}
-    seen_decades = {posters.decades[j] for j in np.unique(posters.decade_index[train])}
-    if parent:
-        seen_genres |= set(parent["genres_seen"])
-        seen_decades |= set(parent["decades_seen"])
-    info = {"genres": posters.genres, "decades": posters.decades,
-            "genres_seen": [g for g in posters.genres if g in seen_genres],
-            "decades_seen": sorted(seen_decades), "size": list(parse_size(opts.size)), "model": model_config(opts),
-            "filter": posters.filter.to_dict(), "dataset": posters.fingerprint, "n_train": len(train),
-            "init_from": opts.init_from, "grid": [c.to_dict() for c in grid_conditions(posters, train)]}
-    if parent:
-        for key in ("genres", "decades", "size", "model"):
-            if parent[key] != info[key]:
-                raise LabError(f"--init-from {opts.init_from}: its {key} ({parent[key]}) differ from this run's "
-                               f"({info[key]}); use the same dataset, --size and model options")
-    return info
+    return read_info(run_dir, RUN_FILE, "GAN")
 
 
 def train_gan(opts: GanOptions, run: Run, *, resume: bool = False, progress: bool = True) -> dict:
@@ -147,7 +107,8 @@ def train_gan(opts: GanOptions, run: Run, *, resume: bool = False, progress: boo
     train = posters.parts["train"]
     if not len(train):
         raise LabError("the train part of the split is empty: too few posters pass the filters")
-    info = _start_info(run, posters, opts, parent)
+    info = start_info(run.path / RUN_FILE, posters, parse_size(opts.size), model_config(opts), opts.init_from,
+                      parent)
     if accelerator.is_main_process:
         posters.save_split(run.path, opts.split_seed)
         save_json(info, run.path / RUN_FILE)
