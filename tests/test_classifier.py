@@ -13,8 +13,9 @@ import torch
 from conftest import SHARED, start_and_kill
 from lab.checkpoint import load_state
 from lab.classifier.augment import augment_posters
-from lab.classifier.metrics import (average_precision, decade_metrics, f1_scores, macro_map, micro_map,
-                                    seven_genre_accuracy, top3_hit, tune_thresholds)
+from lab.classifier.metrics import (average_precision, decade_metrics, f1_scores, macro_map, micro_map, ranks,
+                                    rating_metrics, roc_auc, seven_genre_accuracy, spearman, top3_hit,
+                                    tune_rating_threshold, tune_thresholds)
 from lab.classifier.model import GenreClassifier, genre_loss
 from lab.cli import main
 from lab.data.synthetic import make_synthetic_posters
@@ -92,6 +93,23 @@ def test_decade_metrics_by_hand():
 
 
 # ---- model and augmentation ----
+
+def test_rating_metrics_by_hand():
+    assert list(ranks(np.array([3.0, 1.0, 3.0, 2.0]))) == [3.5, 1.0, 3.5, 2.0]
+    assert spearman(np.array([1, 2, 3, 4.0]), np.array([10, 20, 40, 30.0])) == pytest.approx(1 - 6 * 2 / (4 * 15))
+    assert np.isnan(spearman(np.array([5, 5, 5.0]), np.array([1, 2, 3.0])))
+    # Positives 0.35 and 0.8 against negatives 0.1 and 0.4: three of the four pairs ordered right.
+    assert roc_auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])) == pytest.approx(0.75)
+    ratings = np.array([7.0, 5.0, np.nan, 6.4, 8.0])
+    predicted = np.array([6.6, 6.0, 9.0, 6.1, 6.9])
+    # Well rated: >= 6.4 (7.0, 6.4, 8.0). Called well rated from 6.1 up, all four rated posters but 5.0 are right.
+    assert tune_rating_threshold(predicted, ratings, 6.4) == pytest.approx(6.1)
+    m = rating_metrics(predicted, ratings, 6.4, 6.1)
+    assert m["n"] == 4 and m["well_rated_acc"] == 1.0 and m["auc"] == 1.0
+    assert m["mae"] == pytest.approx((0.4 + 1.0 + 0.3 + 1.1) / 4)
+    assert m["spearman"] == pytest.approx(spearman(predicted[[0, 1, 3, 4]], ratings[[0, 1, 3, 4]]))
+    assert rating_metrics(predicted, np.full(5, np.nan), 6.4, 6.1)["n"] == 0
+
 
 def test_augmentation_keeps_size_range_and_repeats_with_seed():
     images = torch.randint(0, 256, (4, 3, 96, 64), dtype=torch.uint8)

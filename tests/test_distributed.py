@@ -56,7 +56,7 @@ def test_two_processes_train_the_classifier_to_the_same_result(posters, tmp_path
 
 def test_two_processes_train_a_gan_that_learns_its_conditions(tmp_path):
     # The posters and options on which one process passes the same check (test_gan's).
-    gan_posters = make_synthetic_posters(tmp_path / "posters", 240, seed=3, size=(32, 48))
+    gan_posters = make_synthetic_posters(tmp_path / "posters", 240, seed=3, size=(32, 48), ratings=False)
     options = {**TINY, **CONDITIONING}
     args = ["train-gan", "--data", str(gan_posters), "--out", str(tmp_path / "two"), "--recipe", str(tmp_path / "r.toml")]
     (tmp_path / "r.toml").write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in options.items()))

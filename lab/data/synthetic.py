@@ -26,8 +26,12 @@ RATINGLESS = 41
 
 
 def make_synthetic_posters(out: str | Path, n: int = 200, *, seed: int = 0, size=(64, 96),
-                           genres=DEFAULT_GENRES, decades=DEFAULT_DECADES, second_genre_p: float = 0.3) -> Path:
-    """Write `n` posters and their metadata.csv into `out`; the same seed gives the same files."""
+                           genres=DEFAULT_GENRES, decades=DEFAULT_DECADES, second_genre_p: float = 0.3,
+                           ratings: bool = True) -> Path:
+    """Write `n` posters and their metadata.csv into `out`; the same seed gives the same files.
+
+    `ratings=False`: no rating columns and no gold bar, posters that show only their genres and decade.
+    """
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -44,8 +48,9 @@ def make_synthetic_posters(out: str | Path, n: int = 200, *, seed: int = 0, size
         image = draw_poster([genres.index(g) for g in chosen], decades.index(decade), len(genres),
                             len(decades), size, rng)
         quality = rating_rng.random()
-        ImageDraw.Draw(image).rectangle([0, size[1] - max(2, size[1] // 16), round(quality * (size[0] - 1)),
-                                         size[1] - 1], fill=GOLD)
+        if ratings:
+            ImageDraw.Draw(image).rectangle([0, size[1] - max(2, size[1] // 16), round(quality * (size[0] - 1)),
+                                             size[1] - 1], fill=GOLD)
         label_effect = genres.index(first) / max(len(genres) - 1, 1) - 0.5 - 0.5 * decades.index(decade) / len(decades)
         rating = np.clip(5.0 + 1.5 * label_effect + 3.0 * quality + rating_rng.normal(0, 0.3), 1, 10)
         votes = int(rating_rng.integers(20, 5000))
@@ -53,10 +58,11 @@ def make_synthetic_posters(out: str | Path, n: int = 200, *, seed: int = 0, size
         image.save(out / "images" / f"{imdb_id}.jpg", quality=92)
         rows.append((imdb_id, f"Synthetic Poster {k}", decade + int(rng.integers(10)), "|".join(chosen),
                      f"images/{imdb_id}.jpg", "" if k % RATINGLESS == RATINGLESS - 1 else f"{rating:.1f}", votes))
+    columns = ["imdb_id", "title", "year", "genres", "image", "rating", "votes"][:7 if ratings else 5]
     with open(out / "metadata.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["imdb_id", "title", "year", "genres", "image", "rating", "votes"])
-        w.writerows(rows)
+        w.writerow(columns)
+        w.writerows(row[:len(columns)] for row in rows)
     return out
 
 
