@@ -22,13 +22,12 @@ from tqdm import tqdm
 from lab.checkpoint import load_state, load_weights, save_json, save_state, save_weights
 from lab.data.filters import DataOptions
 from lab.data.images import parse_size
-from lab.data.poster_dataset import open_posters
 from lab.diffusion.model import PosterDenoiser, check_size
 from lab.diffusion.sampler import (DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS, PREDICTIONS, denoise,
                                    make_sampler, schedule_config, training_scheduler)
 from lab.errors import LabError
 from lab.generation.condition import Condition, condition_tensors
-from lab.generation.run_info import read_info, start_info
+from lab.generation.run_info import open_training_posters, read_info
 from lab.generation.samples import GRID_COLUMNS, save_grid, to_uint8
 from lab.runs import Run
 from lab.training import WeightAverage, make_accelerator, seeded
@@ -103,19 +102,10 @@ def train_diffusion(opts: DiffusionOptions, run: Run, *, resume: bool = False, p
     opts.validate()
     accelerator = make_accelerator(opts.mixed_precision)
     parent = load_diffusion_info(Path(opts.init_from)) if opts.init_from else None
-    split_file = run.path / "split.json"
-    if not split_file.exists() and parent:
-        split_file = Path(opts.init_from) / "split.json"  # the reference run's test posters stay unseen
+    posters, info = open_training_posters(opts, run, RUN_FILE, model_config(opts), parent,
+                                          accelerator.is_main_process, progress)
     size = parse_size(opts.size)
-    posters = open_posters(opts.data, opts.poster_filter, size, split_seed=opts.split_seed,
-                           split_file=split_file if split_file.exists() else None, progress=progress)
     train = posters.parts["train"]
-    if not len(train):
-        raise LabError("the train part of the split is empty: too few posters pass the filters")
-    info = start_info(run.path / RUN_FILE, posters, size, model_config(opts), opts.init_from, parent)
-    if accelerator.is_main_process:
-        posters.save_split(run.path, opts.split_seed)
-        save_json(info, run.path / RUN_FILE)
 
     torch.manual_seed(opts.seed)
     model = build_model(info)

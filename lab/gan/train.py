@@ -20,12 +20,11 @@ from tqdm import tqdm
 from lab.checkpoint import load_state, load_weights, save_json, save_state, save_weights
 from lab.data.filters import DataOptions
 from lab.data.images import parse_size
-from lab.data.poster_dataset import open_posters
 from lab.errors import LabError
 from lab.gan.diffaugment import diff_augment
 from lab.gan.model import Discriminator, Generator, n_upsamplings
 from lab.generation.condition import Condition, condition_tensors
-from lab.generation.run_info import read_info, start_info
+from lab.generation.run_info import open_training_posters, read_info
 from lab.generation.samples import save_grid, to_uint8
 from lab.runs import Run
 from lab.training import WeightAverage, make_accelerator, seeded
@@ -99,19 +98,9 @@ def train_gan(opts: GanOptions, run: Run, *, resume: bool = False, progress: boo
     opts.validate()
     accelerator = make_accelerator(opts.mixed_precision)
     parent = load_gan_info(Path(opts.init_from)) if opts.init_from else None
-    split_file = run.path / "split.json"
-    if not split_file.exists() and parent:
-        split_file = Path(opts.init_from) / "split.json"  # the reference run's test posters stay unseen
-    posters = open_posters(opts.data, opts.poster_filter, parse_size(opts.size), split_seed=opts.split_seed,
-                           split_file=split_file if split_file.exists() else None, progress=progress)
+    posters, info = open_training_posters(opts, run, RUN_FILE, model_config(opts), parent,
+                                          accelerator.is_main_process, progress)
     train = posters.parts["train"]
-    if not len(train):
-        raise LabError("the train part of the split is empty: too few posters pass the filters")
-    info = start_info(run.path / RUN_FILE, posters, parse_size(opts.size), model_config(opts), opts.init_from,
-                      parent)
-    if accelerator.is_main_process:
-        posters.save_split(run.path, opts.split_seed)
-        save_json(info, run.path / RUN_FILE)
 
     torch.manual_seed(opts.seed)
     generator, discriminator = build_models(info)

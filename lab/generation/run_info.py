@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lab.data.poster_dataset import Posters
+from lab.checkpoint import save_json
+from lab.data.images import parse_size
+from lab.data.poster_dataset import Posters, open_posters
 from lab.errors import LabError
 from lab.generation.condition import Condition
 from lab.runs import Run
@@ -50,6 +52,28 @@ def start_info(path: Path, posters: Posters, size: tuple[int, int], model: dict,
                 raise LabError(f"--init-from {init_from}: its {key} ({parent[key]}) differ from this run's "
                                f"({info[key]}); use the same dataset, --size and model options")
     return info
+
+
+def open_training_posters(opts, run: Run, run_file: str, model: dict, parent: dict | None,
+                          is_main_process: bool, progress: bool) -> tuple[Posters, dict]:
+    """What a generator trains on, and its run file (see `start_info`), both written by the main process.
+
+    `opts` are the trainer's options (data options, size, split_seed, init_from). A run fine-tuned from
+    `parent` takes the parent's split until it has its own, so the parent's test posters stay unseen.
+    """
+    split_file = run.path / "split.json"
+    if not split_file.exists() and parent:
+        split_file = Path(opts.init_from) / "split.json"
+    size = parse_size(opts.size)
+    posters = open_posters(opts.data, opts.poster_filter, size, split_seed=opts.split_seed,
+                           split_file=split_file if split_file.exists() else None, progress=progress)
+    if not len(posters.parts["train"]):
+        raise LabError("the train part of the split is empty: too few posters pass the filters")
+    info = start_info(run.path / run_file, posters, size, model, opts.init_from, parent)
+    if is_main_process:
+        posters.save_split(run.path, opts.split_seed)
+        save_json(info, run.path / run_file)
+    return posters, info
 
 
 def read_info(run_dir: Path, run_file: str, kind: str) -> dict:
