@@ -283,36 +283,13 @@ def train_gan(
                               "'' for none (default all three).")] = None,
 ) -> None:
     """Train a conditional DCGAN that makes posters for a genre and a decade."""
-    from lab.gan.train import GanOptions, train_gan as train
-    from lab.recipes import resolve_options
-    from lab.training import create_run
-    if resume:
-        run = create_run(out, "", {}, resume=True)
-        opts = GanOptions(**run.options)
-    else:
-        flags = dict(data=str(data) if data else None, genre=genre, decade=decade, year_min=year_min,
-                     year_max=year_max, seed=seed, size=size, steps=steps, batch_size=batch_size, channels=channels,
-                     lr_g=lr_g, lr_d=lr_d, conditional=None if unconditional is None else not unconditional,
-                     diffaugment=diffaugment, init_from=str(init_from) if init_from else None)
-        opts = resolve_options(GanOptions, recipe, flags)
-        if data is None and recipe is None:
-            opts.data = str(DEFAULT_DATA)
-        opts.validate()
-        from lab.data.metadata import read_dataset
-        read_dataset(opts.data)  # a missing dataset fails before a run folder is made
-        if opts.init_from:
-            from lab.gan.train import load_gan_info
-            load_gan_info(Path(opts.init_from))
-        slug = _filter(opts.genre, opts.decade, opts.year_min, opts.year_max).slug()
-        run = create_run(out, f"gan{'' if opts.conditional else '-uncond'}-{slug}", asdict(opts))
-    typer.echo(f"run folder: {run.path}")
-    info = train(opts, run, resume=resume)
-    run.finish()
-    # Suggest what the run was trained for: its filter's genre and decade, else the first it knows.
-    genre = (info["filter"]["genres"] or info["genres_seen"])[0]
-    decade = (info["filter"]["decades"] or info["decades_seen"])[-1]
-    typer.echo(f"trained {info['steps']} steps; grids in {run.path / 'grids'}; sample with: "
-               f"lab sample {run.path} --genre {genre} --decade {decade}")
+    from lab.gan.train import GanOptions, load_gan_info, train_gan as train
+    flags = dict(data=str(data) if data else None, genre=genre, decade=decade, year_min=year_min,
+                 year_max=year_max, seed=seed, size=size, steps=steps, batch_size=batch_size, channels=channels,
+                 lr_g=lr_g, lr_d=lr_d, conditional=None if unconditional is None else not unconditional,
+                 diffaugment=diffaugment, init_from=str(init_from) if init_from else None)
+    _train_generator(GanOptions, train, load_gan_info, recipe, flags, out, resume,
+                     lambda opts: f"gan{'' if opts.conditional else '-uncond'}")
 
 
 @app.command("train-diffusion")
@@ -345,31 +322,38 @@ def train_diffusion(
                                     "classifier-free guidance works (default 0.1).")] = None,
 ) -> None:
     """Train a conditional diffusion model (a UNet denoiser) that makes posters for a genre and a decade."""
-    from lab.diffusion.train import DiffusionOptions, train_diffusion as train
+    from lab.diffusion.train import DiffusionOptions, load_diffusion_info, train_diffusion as train
+    flags = dict(data=str(data) if data else None, genre=genre, decade=decade, year_min=year_min,
+                 year_max=year_max, seed=seed, size=size, steps=steps, batch_size=batch_size, lr=lr,
+                 channels=channels, prediction=prediction, condition_dropout=condition_dropout,
+                 init_from=str(init_from) if init_from else None)
+    _train_generator(DiffusionOptions, train, load_diffusion_info, recipe, flags, out, resume, lambda opts: "diffusion")
+
+
+def _train_generator(options_type, train, load_info, recipe: Optional[Path], flags: dict, out: Optional[Path],
+                     resume: bool, kind) -> None:
+    """What train-gan and train-diffusion share: options from recipe and flags (or the run's own, to
+    resume), checks before a run folder is made, the run, and what to sample next."""
     from lab.recipes import resolve_options
     from lab.training import create_run
     if resume:
         run = create_run(out, "", {}, resume=True)
-        opts = DiffusionOptions(**run.options)
+        opts = options_type(**run.options)
     else:
-        flags = dict(data=str(data) if data else None, genre=genre, decade=decade, year_min=year_min,
-                     year_max=year_max, seed=seed, size=size, steps=steps, batch_size=batch_size, lr=lr,
-                     channels=channels, prediction=prediction, condition_dropout=condition_dropout,
-                     init_from=str(init_from) if init_from else None)
-        opts = resolve_options(DiffusionOptions, recipe, flags)
-        if data is None and recipe is None:
+        opts = resolve_options(options_type, recipe, flags)
+        if flags["data"] is None and recipe is None:
             opts.data = str(DEFAULT_DATA)
         opts.validate()
         from lab.data.metadata import read_dataset
         read_dataset(opts.data)  # a missing dataset fails before a run folder is made
         if opts.init_from:
-            from lab.diffusion.train import load_diffusion_info
-            load_diffusion_info(Path(opts.init_from))
+            load_info(Path(opts.init_from))
         slug = _filter(opts.genre, opts.decade, opts.year_min, opts.year_max).slug()
-        run = create_run(out, f"diffusion-{slug}", asdict(opts))
+        run = create_run(out, f"{kind(opts)}-{slug}", asdict(opts))
     typer.echo(f"run folder: {run.path}")
     info = train(opts, run, resume=resume)
     run.finish()
+    # Suggest what the run was trained for: its filter's genre and decade, else the first it knows.
     genre = (info["filter"]["genres"] or info["genres_seen"])[0]
     decade = (info["filter"]["decades"] or info["decades_seen"])[-1]
     typer.echo(f"trained {info['steps']} steps; grids in {run.path / 'grids'}; sample with: "

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from lab.cli import main
 from lab.data.synthetic import make_synthetic_posters
 
 SHARED = Path(os.environ.get("LAB_SHARED", Path(__file__).resolve().parents[2] / "shared"))
@@ -116,6 +117,17 @@ def synthetic(tmp_path_factory):
     """240 synthetic posters: 6 genres x 4 decades, 10 of each primary combination."""
     return make_synthetic_posters(tmp_path_factory.mktemp("syn") / "posters", 240, seed=0)
 
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    """`lab ARGV` in this process: its exit status, stdout and stderr."""
+    try:
+        main(list(argv))
+        code = 0
+    except SystemExit as e:
+        code = e.code or 0
+    out = capsys.readouterr()
+    return code, out.out, out.err
 
 
 def start_and_kill(args: list[str], state: Path, env: dict | None = None) -> None:

@@ -4,21 +4,11 @@ import sys
 
 import pytest
 
-from lab.cli import main
+from conftest import run_cli
 from lab.errors import LabError
 from lab.runs import Run, next_run_dir
 
 VERBS = ["train-classifier", "evaluate", "predict", "train-gan", "sample", "score-samples", "demo", "data"]
-
-
-def run_cli(capsys, *argv):
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_help_lists_every_verb_and_each_verb_explains_its_options(capsys):

@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import POSTERS, copy_real_subset
-from test_cli import run_cli
+from conftest import POSTERS, copy_real_subset, run_cli
 from lab.data.cache import load_image_cache
 from lab.data.filters import PosterFilter, apply_filter, parse_decade
 from lab.data.images import BadImage, decode_poster, parse_size

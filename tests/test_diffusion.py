@@ -8,9 +8,8 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from conftest import start_and_kill
+from conftest import run_cli, start_and_kill
 from lab.checkpoint import load_state
-from lab.cli import main
 from lab.data.poster_dataset import open_posters
 from lab.data.synthetic import make_synthetic_posters
 from lab.diffusion.model import PosterDenoiser
@@ -43,16 +42,6 @@ def _train(posters, out, **options):
 @pytest.fixture(scope="module")
 def trained(posters, tmp_path_factory):
     return _train(posters, tmp_path_factory.mktemp("runs") / "diffusion")[1].path
-
-
-def _cli(capsys, *argv):
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_the_denoiser_keeps_the_poster_size_and_hears_the_condition_unless_it_is_dropped():
@@ -126,7 +115,7 @@ def test_sampling_is_deterministic_and_bad_settings_are_one_line_errors(trained,
                            (["--steps", "0"], "--steps must be between 1 and 1000"),
                            (["--steps", "5000"], "--steps must be between 1 and 1000"),
                            (["--sampler", "euler"], "--sampler must be one of ddim, dpm++")):
-        code, out, err = _cli(capsys, "sample", str(trained), "--genre", "Horror", "--decade", "1950",
+        code, out, err = run_cli(capsys, "sample", str(trained), "--genre", "Horror", "--decade", "1950",
                               "--out", str(tmp_path / "bad"), *flags)
         assert code == 2 and message in err and err.startswith("error: ") and err.count("\n") == 1, (flags, err)
         assert "Traceback" not in out + err
@@ -138,9 +127,9 @@ def test_sampling_is_deterministic_and_bad_settings_are_one_line_errors(trained,
 def test_sample_tells_the_generators_apart_by_their_run_files(posters, tmp_path, capsys):
     opts = GanOptions(data=str(posters), size="32x48", channels=8, z_dim=16, batch_size=8, steps=1)
     train_gan(opts, Run.create(tmp_path / "gan", "", vars(opts).copy()), progress=False)
-    code, out, _ = _cli(capsys, "sample", str(tmp_path / "gan"), "--genre", "Horror", "--decade", "1950", "-n", "2")
+    code, out, _ = run_cli(capsys, "sample", str(tmp_path / "gan"), "--genre", "Horror", "--decade", "1950", "-n", "2")
     assert code == 0 and "2 posters from step 1" in out
-    code, _, err = _cli(capsys, "sample", str(tmp_path / "gan"), "--genre", "Horror", "--decade", "1950",
+    code, _, err = run_cli(capsys, "sample", str(tmp_path / "gan"), "--genre", "Horror", "--decade", "1950",
                         "--guidance", "3")
     assert code == 2 and "--guidance: for diffusion runs only" in err and err.count("\n") == 1
 
@@ -160,6 +149,10 @@ def test_init_from_fine_tunes_a_filtered_subset_and_refuses_another_model(poster
     assert json.loads((run.path / "split.json").read_text()) == json.loads((trained / "split.json").read_text())
     with pytest.raises(LabError, match="model"):
         _train(posters, tmp_path / "other", steps=1, channels=8, init_from=str(trained))
+    # With a learning rate of 1e-30 a step moves no weight measurably, so the child starts as the parent.
+    _, child = _train(posters, tmp_path / "child", steps=1, lr=1e-30, init_from=str(trained))
+    parent, weights = (load_file(r / "checkpoints" / "denoiser.safetensors") for r in (trained, child.path))
+    assert all(torch.allclose(parent[k], weights[k], rtol=0, atol=1e-12) for k in parent)
 
 
 def test_nan_losses_stop_the_run_and_keep_the_last_good_checkpoint(posters, tmp_path):
@@ -198,7 +191,7 @@ def test_a_killed_run_resumes_to_the_same_loss_curve(posters, tmp_path):
     ("demo", ["--generator", "--diffusion-recipe"]),
 ])
 def test_help_explains_every_option(capsys, verb, options):
-    code, out, _ = _cli(capsys, verb, "--help")
+    code, out, _ = run_cli(capsys, verb, "--help")
     assert code == 0
     lines = [line.strip("│ ") for line in out.splitlines()]
     for option in options:

@@ -16,7 +16,7 @@ from lab.errors import LabError
 from lab.gan.diffaugment import diff_augment
 from lab.gan.model import Discriminator, Generator
 from lab.gan.sample import sample_run
-from lab.gan.train import GanOptions, train_gan
+from lab.gan.train import GanOptions, build_models, train_gan
 from lab.generation.condition import parse_conditions
 from lab.runs import Run
 
@@ -143,6 +143,17 @@ def test_init_from_fine_tunes_a_filtered_subset_from_the_reference(posters, trai
     assert json.loads((run.path / "split.json").read_text()) == json.loads((trained / "split.json").read_text())
     with pytest.raises(LabError, match="size"):
         _train(posters, tmp_path / "other", steps=1, size="64x96", init_from=str(trained))
+
+
+def test_init_from_starts_every_network_from_the_parent(posters, trained, tmp_path):
+    # With learning rates of 0 a step changes no weight, so the child's checkpoints are the parent's.
+    _, run = _train(posters, tmp_path / "child", steps=1, lr_g=0.0, lr_d=0.0, init_from=str(trained))
+    # Batch-norm statistics and spectral norm's power iteration move in a training-mode forward;
+    # the parameters may not.
+    networks = build_models(json.loads((trained / "gan.json").read_text()))
+    for name, net in zip(("g", "d"), networks):
+        parent, child = (load_file(r / "checkpoints" / f"{name}.safetensors") for r in (trained, run.path))
+        assert all(torch.equal(parent[k], child[k]) for k, _ in net.named_parameters())
 
 
 def test_d_winning_for_a_long_stretch_stops_the_run_and_keeps_the_last_checkpoint(posters, tmp_path):

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from lab.checkpoint import load_state, load_weights, save_json, save_state, save_weights
+from lab.checkpoint import load_state, save_json, save_state, save_weights
 from lab.data.filters import DataOptions
 from lab.data.images import parse_size
 from lab.diffusion.model import PosterDenoiser, check_size
@@ -27,7 +27,7 @@ from lab.diffusion.sampler import (DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_ST
                                    make_sampler, schedule_config, training_scheduler)
 from lab.errors import LabError
 from lab.generation.condition import Condition, condition_tensors
-from lab.generation.run_info import open_training_posters, read_info
+from lab.generation.run_info import load_parent_weights, open_training_posters, read_info
 from lab.generation.samples import GRID_COLUMNS, save_grid, to_uint8
 from lab.runs import Run
 from lab.training import WeightAverage, make_accelerator, seeded
@@ -111,11 +111,9 @@ def train_diffusion(opts: DiffusionOptions, run: Run, *, resume: bool = False, p
     model = build_model(info)
     ckpt = run.path / CHECKPOINTS
     fresh = not (ckpt / "state.pt").exists()
-    if parent and fresh:
-        load_weights(model, Path(opts.init_from) / CHECKPOINTS / f"{NET}.safetensors")
     ema = WeightAverage(model)  # follows the model to accelerate's device
     if parent and fresh:
-        load_weights(ema.model, Path(opts.init_from) / CHECKPOINTS / f"{EMA}.safetensors")
+        load_parent_weights(opts.init_from, CHECKPOINTS, {NET: model, EMA: ema.model})
     optimizer = torch.optim.Adam(model.parameters(), lr=opts.lr)
     state = {"step": 0}
     if resume and not fresh:

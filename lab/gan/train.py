@@ -17,14 +17,14 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from lab.checkpoint import load_state, load_weights, save_json, save_state, save_weights
+from lab.checkpoint import load_state, save_json, save_state, save_weights
 from lab.data.filters import DataOptions
 from lab.data.images import parse_size
 from lab.errors import LabError
 from lab.gan.diffaugment import diff_augment
 from lab.gan.model import Discriminator, Generator, n_upsamplings
 from lab.generation.condition import Condition, condition_tensors
-from lab.generation.run_info import open_training_posters, read_info
+from lab.generation.run_info import load_parent_weights, open_training_posters, read_info
 from lab.generation.samples import save_grid, to_uint8
 from lab.runs import Run
 from lab.training import WeightAverage, make_accelerator, seeded
@@ -105,12 +105,9 @@ def train_gan(opts: GanOptions, run: Run, *, resume: bool = False, progress: boo
     torch.manual_seed(opts.seed)
     generator, discriminator = build_models(info)
     ckpt = run.path / CHECKPOINTS
-    if parent and not (ckpt / "state.pt").exists():
-        for net, name in ((generator, "g"), (discriminator, "d")):
-            load_weights(net, Path(opts.init_from) / CHECKPOINTS / f"{name}.safetensors")
     ema = WeightAverage(generator)  # follows G to accelerate's device
     if parent and not (ckpt / "state.pt").exists():
-        load_weights(ema.model, Path(opts.init_from) / CHECKPOINTS / "g_ema.safetensors")
+        load_parent_weights(opts.init_from, CHECKPOINTS, {"g": generator, "d": discriminator, "g_ema": ema.model})
     opt_g = torch.optim.Adam(generator.parameters(), lr=opts.lr_g, betas=(opts.beta1, opts.beta2))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=opts.lr_d, betas=(opts.beta1, opts.beta2))
     state = {"step": 0, "d_loss_ema": 1.0, "d_win_streak": 0}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lab.checkpoint import save_json
+from lab.checkpoint import load_weights, save_json
 from lab.data.images import parse_size
 from lab.data.poster_dataset import Posters, open_posters
 from lab.errors import LabError
@@ -83,3 +83,9 @@ def read_info(run_dir: Path, run_file: str, kind: str) -> dict:
     if not path.is_file():
         raise LabError(f"{run_dir} has no {run_file}: it is not a {kind} run")
     return json.loads(path.read_text())
+
+
+def load_parent_weights(init_from: str, checkpoints: str, networks: dict) -> None:
+    """Start a fine-tuned run's networks (checkpoint name: module) from its parent run's checkpoints."""
+    for name, net in networks.items():
+        load_weights(net, Path(init_from) / checkpoints / f"{name}.safetensors")
