@@ -69,3 +69,19 @@ def test_demo_runs_on_the_gpu(tmp_path):
     _lab("demo", "--data", data, "--out", tmp_path / "demo", "-n", "4",
          "--classifier-recipe", tmp_path / "clf.toml", "--gan-recipe", tmp_path / "gan.toml")
     assert (tmp_path / "demo" / "headline.json").is_file()
+
+
+def test_diffusion_trains_samples_and_is_scored_on_the_gpu(posters, tmp_path):
+    # bf16 autocast, the EMA, guidance's doubled batch and the sampler's schedule all run on cuda.
+    (tmp_path / "clf.toml").write_text('size = "64x96"\nschedule = [[1, 0.0]]\nbaselines = false\n')
+    _lab("train-classifier", "--data", posters, "--recipe", tmp_path / "clf.toml", "--out", tmp_path / "clf")
+    (tmp_path / "d.toml").write_text('size = "64x96"\nchannels = 8\nmultipliers = [1, 2, 2]\nlayers_per_block = 1\n'
+                                     'batch_size = 16\nsteps = 20\ncheckpoint_every = 10\ngrid_every = 10\n')
+    run = tmp_path / "diffusion"
+    _lab("train-diffusion", "--data", posters, "--recipe", tmp_path / "d.toml", "--out", run)
+    assert json.loads((run / "diffusion.json").read_text())["steps"] == 20
+    for sampler in ("ddim", "dpm++"):
+        _lab("sample", run, "--genre", "Drama", "--decade", "1990", "-n", "8", "--steps", "5", "--guidance", "3",
+             "--sampler", sampler, "--out", tmp_path / sampler)
+    _lab("score-samples", tmp_path / "dpm++", "--classifier", tmp_path / "clf")
+    assert (tmp_path / "dpm++" / "scores.json").is_file()
