@@ -7,14 +7,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lab.checkpoint import load_weights
 from lab.diffusion.sampler import (DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS, check_sampling, denoise,
                                    make_sampler)
 from lab.diffusion.train import CHECKPOINTS, EMA, build_model, load_diffusion_info
-from lab.errors import LabError
 from lab.generation.condition import Condition, condition_tensors, parse_conditions
+from lab.generation.run_info import load_for_sampling
 from lab.generation.samples import default_samples_dir, to_uint8, write_samples
-from lab.training import inference_device
 
 
 def sample_run(run_dir: Path, genres: list[str] | None, decades: list[str] | None, n: int, seed: int,
@@ -34,13 +32,7 @@ def sample_run(run_dir: Path, genres: list[str] | None, decades: list[str] | Non
     flt = info["filter"]
     conditions = parse_conditions(genres or flt["genres"], decades or [str(d) for d in flt["decades"]],
                                   info["genres_seen"], info["decades_seen"])
-    model = build_model(info).eval()
-    weights = run_dir / CHECKPOINTS / f"{EMA}.safetensors"
-    if not weights.is_file():
-        raise LabError(f"{run_dir} has no checkpoint yet ({weights}); train it first")
-    step = int(load_weights(model, weights).get("step", -1))
-    device = inference_device()
-    model.to(device)
+    model, device, step = load_for_sampling(build_model(info), run_dir / CHECKPOINTS / f"{EMA}.safetensors")
     out = Path(out) if out else default_samples_dir(run_dir, conditions, seed)
     # The same noise for every condition: rows of the grid differ only by what was asked for.
     width, height = info["size"]

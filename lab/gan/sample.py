@@ -7,12 +7,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lab.checkpoint import load_weights
-from lab.errors import LabError
 from lab.gan.train import CHECKPOINTS, build_models, load_gan_info
 from lab.generation.condition import Condition, condition_tensors, parse_conditions
+from lab.generation.run_info import load_for_sampling
 from lab.generation.samples import default_samples_dir, to_uint8, write_samples
-from lab.training import inference_device
 
 
 def sample_run(run_dir: Path, genres: list[str] | None, decades: list[str] | None, n: int, seed: int,
@@ -23,13 +21,7 @@ def sample_run(run_dir: Path, genres: list[str] | None, decades: list[str] | Non
     flt = info["filter"]
     conditions = parse_conditions(genres or flt["genres"], decades or [str(d) for d in flt["decades"]],
                                   info["genres_seen"], info["decades_seen"])
-    generator = build_models(info)[0].eval()
-    weights = run_dir / CHECKPOINTS / "g_ema.safetensors"
-    if not weights.is_file():
-        raise LabError(f"{run_dir} has no checkpoint yet ({weights}); train it first")
-    step = int(load_weights(generator, weights).get("step", -1))
-    device = inference_device()
-    generator.to(device)
+    generator, device, step = load_for_sampling(build_models(info)[0], run_dir / CHECKPOINTS / "g_ema.safetensors")
     out = Path(out) if out else default_samples_dir(run_dir, conditions, seed)
     # The same noise for every condition: rows of the grid differ only by what was asked for. An
     # unconditional generator ignores the condition, so there each condition draws noise of its own,

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from lab.checkpoint import load_weights, save_json
 from lab.data.images import parse_size
@@ -14,6 +15,7 @@ from lab.data.poster_dataset import Posters, open_posters
 from lab.errors import LabError
 from lab.generation.condition import Condition
 from lab.runs import Run
+from lab.training import inference_device
 
 
 def grid_conditions(posters: Posters, rows: np.ndarray, most: int = 8) -> list[Condition]:
@@ -89,3 +91,13 @@ def load_parent_weights(init_from: str, checkpoints: str, networks: dict) -> Non
     """Start a fine-tuned run's networks (checkpoint name: module) from its parent run's checkpoints."""
     for name, net in networks.items():
         load_weights(net, Path(init_from) / checkpoints / f"{name}.safetensors")
+
+
+def load_for_sampling(model: torch.nn.Module, weights: Path) -> tuple[torch.nn.Module, torch.device, int]:
+    """A generator run's sampling weights (its EMA), in eval mode on the inference device, and the step
+    they were saved at."""
+    if not weights.is_file():
+        raise LabError(f"{weights.parent.parent} has no checkpoint yet ({weights}); train it first")
+    step = int(load_weights(model, weights).get("step", -1))
+    device = inference_device()
+    return model.eval().to(device), device, step
