@@ -13,7 +13,7 @@ import torch
 from lab.classifier.inference import load_model, load_run_info
 from lab.classifier.train import predict
 from lab.data.filters import PosterFilter
-from lab.data.poster_dataset import open_posters
+from lab.data.poster_dataset import open_run_posters
 from lab.runs import Run
 
 
@@ -23,8 +23,7 @@ def main():
     p.add_argument("--batch", type=int, default=64)
     args = p.parse_args()
     run, info = Run.open(args.run), load_run_info(args.run)
-    posters = open_posters(run.options["data"], PosterFilter.from_dict(info["filter"]), tuple(info["size"]),
-                           split_file=run.path / "split.json", progress=False)
+    posters = open_run_posters(run, tuple(info["size"]), PosterFilter.from_dict(info["filter"]), progress=False)
     test = posters.dataset("test")
     model = load_model(args.run, info)
     start = time.perf_counter()

@@ -15,7 +15,7 @@ from lab.classifier.inference import load_model, load_run_info
 from lab.classifier.metrics import spearman
 from lab.classifier.train import predict
 from lab.data.filters import PosterFilter
-from lab.data.poster_dataset import open_posters
+from lab.data.poster_dataset import open_run_posters
 from lab.runs import Run
 
 
@@ -25,8 +25,7 @@ def main():
     p.add_argument("--resamples", type=int, default=1000)
     args = p.parse_args()
     run, info = Run.open(args.run), load_run_info(args.run)
-    posters = open_posters(run.options["data"], PosterFilter.from_dict(info["filter"]), tuple(info["size"]),
-                           split_file=run.path / "split.json", progress=False)
+    posters = open_run_posters(run, tuple(info["size"]), PosterFilter.from_dict(info["filter"]), progress=False)
     rows = posters.parts["test"]
     predicted = predict(load_model(args.run, info), posters.dataset("test"), 64, progress=True)["rating_given"]
     by_labels = genre_decade_ratings(info, posters.genre_matrix[rows], posters.decade_index[rows])

@@ -22,7 +22,7 @@ from lab.classifier.inference import load_model, load_run_info
 from lab.classifier.metrics import SEVEN_GENRES, rating_metrics, seven_genre_accuracy, summary
 from lab.classifier.train import predict
 from lab.data.filters import PosterFilter
-from lab.data.poster_dataset import PosterDataset, multi_hot, open_posters
+from lab.data.poster_dataset import PosterDataset, multi_hot, open_posters, open_run_posters
 from lab.runs import Run
 
 BASELINES = ("prior", "linear_probe", "scratch_cnn", "mean_rating", "genre_decade")
@@ -41,8 +41,7 @@ def evaluate_run(run_dir: Path, data: Path | None = None, out: Path | None = Non
     info = load_run_info(run_dir)
     size = tuple(info["size"])
     if data is None:
-        posters = open_posters(run.options["data"], PosterFilter.from_dict(info["filter"]), size,
-                               split_file=run.path / "split.json", progress=progress)
+        posters = open_run_posters(run, size, PosterFilter.from_dict(info["filter"]), progress=progress)
         rows, name = posters.parts["test"], "test"
     else:
         posters = open_posters(data, size=size, progress=progress)

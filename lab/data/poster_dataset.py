@@ -173,4 +173,10 @@ def open_posters(data: str | Path, flt: PosterFilter = PosterFilter(), size=(64,
     return Posters(filtered, flt, cache, parts, split, fingerprint)
 
 
-__all__ = ["PARTS", "PosterDataset", "Posters", "batch_loader", "open_posters"]
+def open_run_posters(run, size, flt: PosterFilter = PosterFilter(), *, progress: bool = True) -> Posters:
+    """The dataset a run (`lab.runs.Run`) trained on, split as that run recorded it, so that its test
+    posters are the ones it never saw."""
+    return open_posters(run.options["data"], flt, size, split_file=run.path / "split.json", progress=progress)
+
+
+__all__ = ["PARTS", "PosterDataset", "Posters", "batch_loader", "open_posters", "open_run_posters"]

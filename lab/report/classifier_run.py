@@ -19,7 +19,7 @@ from lab.classifier.inference import RUN_FILE, classify_images, load_model, load
 from lab.classifier.metrics import SEVEN_GENRES, per_class_ap, seven_genre_accuracy
 from lab.classifier.model import GenreClassifier
 from lab.data.filters import PosterFilter
-from lab.data.poster_dataset import multi_hot, open_posters
+from lab.data.poster_dataset import multi_hot, open_run_posters
 from lab.errors import LabError
 from lab.report import plots
 from lab.report.blocks import Figure, Gallery, Missing, Part, Row, Section, Table, Tile
@@ -126,8 +126,7 @@ def _headline(run_dir: Path, evaluation: dict | None, part_id: str) -> Section:
 
 def _classify_test_posters(run: Run, info: dict, model: GenreClassifier, progress: bool) -> TestPosters:
     size = tuple(info["size"])
-    posters = open_posters(run.options["data"], PosterFilter.from_dict(info["filter"]), size,
-                           split_file=run.path / "split.json", progress=progress)
+    posters = open_run_posters(run, size, PosterFilter.from_dict(info["filter"]), progress=progress)
     rows = posters.parts["test"]
     if not len(rows):
         raise LabError("the test part of the split is empty")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from lab.checkpoint import read_json
-from lab.data.poster_dataset import open_posters
+from lab.data.poster_dataset import open_posters, open_run_posters
 from lab.diffusion.train import RUN_FILE as DIFFUSION_FILE
 from lab.errors import LabError
 from lab.gan.train import RUN_FILE as GAN_FILE
@@ -145,8 +145,7 @@ def _samples_beside_real(run: Run, scores: dict, folder: Path, part_id: str, pro
     real = scores["real"]
     try:
         if real["part"] == "test":
-            posters = open_posters(run.options["data"], size=size, split_file=run.path / "split.json",
-                                   progress=progress)
+            posters = open_run_posters(run, size, progress=progress)
             rows = posters.parts["test"]
         else:
             posters = open_posters(real["data"], size=size, progress=progress)

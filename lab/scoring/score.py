@@ -17,7 +17,7 @@ from PIL import Image, UnidentifiedImageError
 from lab.checkpoint import read_json, save_json
 from lab.classifier.inference import classify_images, load_model, load_run_info
 from lab.data.filters import PosterFilter
-from lab.data.poster_dataset import open_posters
+from lab.data.poster_dataset import open_posters, open_run_posters
 from lab.errors import LabError
 from lab.generation.condition import Condition
 from lab.generation.samples import SAMPLES_FILE, read_conditions
@@ -146,7 +146,7 @@ def _real_posters(summary: dict, real: Path | None, size, progress: bool):
             run = Run.open(run_dir)
         except LabError:
             raise LabError(f"the generator run {run_dir} is gone; give --real DATASET to compare with") from None
-        posters = open_posters(run.options["data"], size=size, split_file=run_dir / "split.json", progress=progress)
+        posters = open_run_posters(run, size, progress=progress)
         rows, source = posters.parts["test"], {"data": run.options["data"], "part": "test"}
     else:
         posters = open_posters(real, size=size, progress=progress)
