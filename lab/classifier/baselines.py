@@ -1,5 +1,6 @@
 """The linear-probe baseline: logistic regression (and, for the rating, ridge regressions) on frozen
-ImageNet features; and the rating's label-only baseline, a ridge regression on genres and decade.
+ImageNet features; the rating's label-only baseline, a ridge regression on genres and decade; and the
+closed-form rating head fit that the probe and the fine-tuned classifier share.
 
 (The genre-prior and mean-rating baselines are training figures kept in classifier.json; the
 from-scratch CNN baseline trains through the same loop as the classifier.)
@@ -21,6 +22,7 @@ PROBE_FILE = "baselines/linear_probe.safetensors"
 WEIGHT_DECAYS = (1e-4, 1e-3, 1e-2)  # chosen on validation, as an honest probe is
 RIDGE_ALPHAS = (1e2, 1e3, 1e4, 1e5)  # on standardised frozen features
 LABEL_RIDGE_ALPHAS = (0.1, 1.0, 10.0, 100.0)  # on 0/1 genres and decades
+HUBER_ITERATIONS = 6  # of reweighted least squares: the weights settle within a few
 
 
 @torch.no_grad()
@@ -76,35 +78,48 @@ def train_linear_probe(model: GenreClassifier, posters, opts, run, accelerator, 
     entry = {"file": PROBE_FILE, "val_macro_map": score, "weight_decay": wd, "backbone": opts.backbone,
              "weights": opts.weights, "thresholds": tune_thresholds(val_scores, genres["val"].cpu().numpy()).tolist()}
     if model.rating_head is not None:
-        entry.update(_fit_probe_rating(model, feats, posters, opts, median))
+        entry.update(fit_rating_head(model, feats, posters, opts, median))
     if accelerator.is_main_process:
         save_weights(model, run.path / PROBE_FILE)
     return entry
 
 
-def ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:
-    """Ridge regression with an unpenalised intercept: (weights, bias)."""
-    centre = x.mean(0)
-    w = np.linalg.solve((x - centre).T @ (x - centre) + alpha * np.eye(x.shape[1]), (x - centre).T @ (y - y.mean()))
-    return w, float(y.mean() - centre @ w)
+def ridge(x: np.ndarray, y: np.ndarray, alpha: float, huber: float | None = None) -> tuple[np.ndarray, float]:
+    """Ridge regression with an unpenalised intercept: (weights, bias). With `huber` (in y's units), Huber's
+    loss replaces the squares, by iteratively reweighted least squares: films rated far from what their
+    posters suggest weigh less."""
+    if huber is None:
+        centre = x.mean(0)
+        w = np.linalg.solve((x - centre).T @ (x - centre) + alpha * np.eye(x.shape[1]), (x - centre).T @ (y - y.mean()))
+        return w, float(y.mean() - centre @ w)
+    weight = np.ones(len(y))
+    for _ in range(HUBER_ITERATIONS):
+        centre, y_centre = weight @ x / weight.sum(), weight @ y / weight.sum()
+        xc = x - centre
+        w = np.linalg.solve(xc.T @ (xc * weight[:, None]) + alpha * np.eye(x.shape[1]), xc.T @ (weight * (y - y_centre)))
+        bias = float(y_centre - centre @ w)
+        weight = np.minimum(1.0, huber / np.maximum(np.abs(y - x @ w - bias), 1e-12))
+    return w, bias
 
 
 def _best_ridge(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, truth: np.ndarray, offset_val: np.ndarray | float = 0.0,
-                alphas=RIDGE_ALPHAS) -> tuple[np.ndarray, float, float]:
+                alphas=RIDGE_ALPHAS, huber: float | None = None) -> tuple[np.ndarray, float, float]:
     """The ridge whose strength gives the best validation Spearman of offset_val + its prediction:
     (weights, bias, alpha). `truth` is NaN where a validation poster has no rating."""
     known = ~np.isnan(truth)
-    fits = [(alpha, *ridge(x, y, alpha)) for alpha in alphas]
+    fits = [(alpha, *ridge(x, y, alpha, huber)) for alpha in alphas]
     alpha, w, b = max(fits, key=lambda f: spearman((offset_val + x_val @ f[1] + f[2])[known], truth[known]))
     return w, b, alpha
 
 
-def _fit_probe_rating(model: GenreClassifier, feats: dict, posters, opts, median: float) -> dict:
-    """The probe's rating head in closed form, on standardised frozen features. Poster alone: a ridge on
-    the features. Told the labels: the genre+decade regression (where the head's label weights start),
-    plus a ridge of the features on what that regression leaves over. Strengths chosen on validation."""
+def fit_rating_head(model: GenreClassifier, feats: dict, posters, opts, median: float, robust: bool = False) -> dict:
+    """`model`'s rating head in closed form, on its standardised features `feats` (train, val). Poster alone:
+    a ridge on the features. Told the labels: the genre+decade regression (where the head's label weights
+    start), plus a ridge of the features on what that regression leaves over. Strengths chosen on
+    validation. `robust`: Huber's loss (delta: one standard deviation of the ratings) instead of squares."""
     head = model.rating_head
     mean, std = (float(v) for v in head.scale)
+    huber = std if robust else None
     x = {p: f.double().cpu().numpy() for p, f in feats.items()}
     centre, spread = x["train"].mean(0), x["train"].std(0) + 1e-6
     z = {p: (v - centre) / spread for p, v in x.items()}
@@ -114,9 +129,9 @@ def _fit_probe_rating(model: GenreClassifier, feats: dict, posters, opts, median
     y = posters.rating_targets(opts.rating_min_votes)[posters.parts["train"]].astype(np.float64)
     keep = ~np.isnan(y)
     truth = posters.ratings[posters.parts["val"]]
-    alone, alone_bias, alpha = _best_ridge(z["train"][keep], y[keep], z["val"], truth)
+    alone, alone_bias, alpha = _best_ridge(z["train"][keep], y[keep], z["val"], truth, huber=huber)
     left, left_bias, alpha_left = _best_ridge(z["train"][keep], (y - by_labels["train"])[keep], z["val"], truth,
-                                              by_labels["val"])
+                                              by_labels["val"], huber=huber)
 
     def as_linear(w: np.ndarray, b: float, offset: float) -> tuple[torch.Tensor, torch.Tensor]:
         """A ridge on standardised features as a linear layer on raw features, in standardised ratings."""
