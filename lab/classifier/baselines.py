@@ -30,7 +30,7 @@ def extract_features(model: GenreClassifier, dataset, batch_size: int, device, p
     """Features of every poster, on `device`."""
     model.eval()
     out = []
-    for images, *_ in tqdm(batch_loader(dataset, batch_size), desc="frozen features", unit="batch",
+    for images, *_ in tqdm(batch_loader(dataset, batch_size), desc="extracting features", unit="batch",
                              disable=not progress, leave=False):
         out.append(model.features(images.to(device, non_blocking=True)).float())
     return torch.cat(out)
