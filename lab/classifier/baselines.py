@@ -88,17 +88,14 @@ def ridge(x: np.ndarray, y: np.ndarray, alpha: float, huber: float | None = None
     """Ridge regression with an unpenalised intercept: (weights, bias). With `huber` (in y's units), Huber's
     loss replaces the squares, by iteratively reweighted least squares: films rated far from what their
     posters suggest weigh less."""
-    if huber is None:
-        centre = x.mean(0)
-        w = np.linalg.solve((x - centre).T @ (x - centre) + alpha * np.eye(x.shape[1]), (x - centre).T @ (y - y.mean()))
-        return w, float(y.mean() - centre @ w)
-    weight = np.ones(len(y))
-    for _ in range(HUBER_ITERATIONS):
+    weight = np.ones(len(y))  # every film counts fully in the first solve, the plain ridge
+    for _ in range(HUBER_ITERATIONS if huber is not None else 1):
         centre, y_centre = weight @ x / weight.sum(), weight @ y / weight.sum()
         xc = x - centre
         w = np.linalg.solve(xc.T @ (xc * weight[:, None]) + alpha * np.eye(x.shape[1]), xc.T @ (weight * (y - y_centre)))
         bias = float(y_centre - centre @ w)
-        weight = np.minimum(1.0, huber / np.maximum(np.abs(y - x @ w - bias), 1e-12))
+        if huber is not None:
+            weight = np.minimum(1.0, huber / np.maximum(np.abs(y - x @ w - bias), 1e-12))
     return w, bias
 
 
