@@ -41,9 +41,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("samples", type=Path, nargs="+", help="folders written by `lab sample`")
     args = parser.parse_args()
+    effects = [condition_effect(samples_dir) for samples_dir in args.samples]
     print(f"{'same noise, other condition':>28}{'same condition, other noise':>29}{'ratio':>7}  samples")
-    for samples_dir in args.samples:
-        conditions, noises = condition_effect(samples_dir)
+    for samples_dir, (conditions, noises) in zip(args.samples, effects):
         print(f"{conditions:28.1f}{noises:29.1f}{conditions / noises:7.2f}  {samples_dir}")
 
 
