@@ -11,29 +11,27 @@ grid is the same poster whatever was asked for.
 
 import argparse
 import itertools
-import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+
+from lab.errors import LabError
+from lab.generation.samples import read_samples
 
 
 def condition_effect(samples_dir: Path) -> tuple[float, float]:
-    summary = json.loads((samples_dir / "samples.json").read_text())
+    summary, pixels = read_samples(samples_dir)
     if not summary.get("conditional", True):
-        raise SystemExit(f"{samples_dir}: an unconditional run draws other noise for every condition")
+        raise LabError(f"{samples_dir}: an unconditional run draws other noise for every condition")
     n = summary["n"]
-    by_condition: dict = {}
-    for image in summary["images"]:
-        key = (tuple(image["genres"]), image["decade"])
-        by_condition.setdefault(key, [None] * n)[image["index"]] = samples_dir / image["file"]
-    # (conditions, noises, H, W, 3)
-    pixels = np.stack([np.stack([np.asarray(Image.open(f), dtype=np.float32) for f in files])
-                       for files in by_condition.values()])
-    across_conditions = np.mean([np.abs(pixels[a] - pixels[b]).mean()
-                                 for a, b in itertools.combinations(range(len(pixels)), 2)])
+    slots: dict = {}  # condition -> the position of each noise's poster in `pixels`
+    for k, image in enumerate(summary["images"]):
+        slots.setdefault((tuple(image["genres"]), image["decade"]), [0] * n)[image["index"]] = k
+    grid = pixels.astype(np.float32)[np.array(list(slots.values()))]  # (conditions, noises, H, W, 3)
+    across_conditions = np.mean([np.abs(grid[a] - grid[b]).mean()
+                                 for a, b in itertools.combinations(range(len(grid)), 2)])
     shifted = np.roll(np.arange(n), 1)  # each poster against the next noise's, same condition
-    across_noises = np.mean([np.abs(p - p[shifted]).mean() for p in pixels])
+    across_noises = np.mean([np.abs(g - g[shifted]).mean() for g in grid])
     return float(across_conditions), float(across_noises)
 
 
@@ -41,7 +39,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("samples", type=Path, nargs="+", help="folders written by `lab sample`")
     args = parser.parse_args()
-    effects = [condition_effect(samples_dir) for samples_dir in args.samples]
+    try:
+        effects = [condition_effect(samples_dir) for samples_dir in args.samples]
+    except LabError as e:
+        raise SystemExit(f"error: {e}") from None
     print(f"{'same noise, other condition':>28}{'same condition, other noise':>29}{'ratio':>7}  samples")
     for samples_dir, (conditions, noises) in zip(args.samples, effects):
         print(f"{conditions:28.1f}{noises:29.1f}{conditions / noises:7.2f}  {samples_dir}")

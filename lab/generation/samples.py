@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
-from lab.checkpoint import save_json
+from lab.checkpoint import read_json, save_json
 from lab.errors import LabError
 from lab.generation.condition import Condition
 
@@ -100,3 +100,37 @@ def write_samples(out: Path, conditions: list[Condition], n: int,
 def read_conditions(summary: dict) -> list[Condition]:
     """The conditions a samples.json was asked for, in its order."""
     return [Condition.from_dict(c) for c in summary["conditions"]]
+
+
+def read_samples(samples_dir: Path) -> tuple[dict, np.ndarray]:
+    """samples.json and every sample's pixels (N, H, W, 3) in its order; a bad folder is a one-line error."""
+    if not samples_dir.is_dir():
+        raise LabError(f"{samples_dir} is not a folder of samples")
+    if not any(samples_dir.iterdir()):
+        raise LabError(f"{samples_dir} is empty; make samples with `lab sample RUN --out DIR`")
+    path = samples_dir / SAMPLES_FILE
+    if not path.is_file():
+        raise LabError(f"{samples_dir} has no {SAMPLES_FILE}; give a folder that `lab sample` writes")
+    remake = "make the samples again with `lab sample RUN --out DIR`"
+    summary = read_json(path, "samples file", remake)
+    try:
+        records, (width, height) = summary["images"], summary["size"]
+        read_conditions(summary)
+        complete = all({"file", "genres", "decade"} <= r.keys() for r in records)
+    except (ValueError, KeyError, TypeError, AttributeError):  # parts missing or of the wrong kind
+        complete = False
+    if not complete:
+        raise LabError(f"samples file {path} is damaged (it lacks images, sizes or conditions); {remake}")
+    if not records:
+        raise LabError(f"{path} lists no image")
+    pixels = []
+    for r in records:
+        try:
+            with Image.open(samples_dir / r["file"]) as im:
+                if im.size != (width, height):
+                    raise LabError(f"{samples_dir / r['file']} is {im.size[0]}x{im.size[1]}, but {SAMPLES_FILE} "
+                                   f"says the samples are {width}x{height}")
+                pixels.append(np.asarray(im.convert("RGB")))
+        except (OSError, UnidentifiedImageError) as e:  # OSError: missing, or a truncated PNG
+            raise LabError(f"cannot read sample {samples_dir / r['file']}: {e}; {remake}") from None
+    return summary, np.stack(pixels)

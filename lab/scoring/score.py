@@ -12,15 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
-from lab.checkpoint import read_json, save_json
+from lab.checkpoint import save_json
 from lab.classifier.inference import classify_images, load_model, load_run_info
 from lab.data.filters import PosterFilter
 from lab.data.poster_dataset import open_posters, open_run_posters
 from lab.errors import LabError
 from lab.generation.condition import Condition
-from lab.generation.samples import SAMPLES_FILE, read_conditions
+from lab.generation.samples import read_conditions, read_samples
 from lab.runs import Run
 from lab.scoring.extractors import choose_extractor
 from lab.scoring.fidelity import fidelity, image_features, missing_note
@@ -34,7 +33,7 @@ def score_samples(samples_dir: Path, classifier_run: Path, real: Path | None = N
                   out: Path | None = None, progress: bool = True) -> tuple[dict, Path]:
     """Score the samples in `samples_dir`; returns the report and where scores.json went."""
     samples_dir = Path(samples_dir)
-    summary, images = _read_samples(samples_dir)
+    summary, images = read_samples(samples_dir)
     info = load_run_info(classifier_run)
     conditions = [c for c in read_conditions(summary) if _passes(c, flt)]
     if not conditions:
@@ -100,39 +99,6 @@ def score_samples(samples_dir: Path, classifier_run: Path, real: Path | None = N
 def _passes(c: Condition, flt: PosterFilter) -> bool:
     return ((not flt.genres or any(g.lower() in {x.lower() for x in flt.genres} for g in c.genres))
             and (not flt.decades or c.decade in flt.decades))
-
-
-def _read_samples(samples_dir: Path) -> tuple[dict, np.ndarray]:
-    if not samples_dir.is_dir():
-        raise LabError(f"{samples_dir} is not a folder of samples")
-    if not any(samples_dir.iterdir()):
-        raise LabError(f"{samples_dir} is empty: nothing to score; make samples with `lab sample RUN --out DIR`")
-    path = samples_dir / SAMPLES_FILE
-    if not path.is_file():
-        raise LabError(f"{samples_dir} has no {SAMPLES_FILE}; score-samples reads the folders `lab sample` writes")
-    remake = "make the samples again with `lab sample RUN --out DIR`"
-    summary = read_json(path, "samples file", remake)
-    try:
-        records, (width, height) = summary["images"], summary["size"]
-        read_conditions(summary)
-        complete = all({"file", "genres", "decade"} <= r.keys() for r in records)
-    except (ValueError, KeyError, TypeError, AttributeError):  # parts missing or of the wrong kind
-        complete = False
-    if not complete:
-        raise LabError(f"samples file {path} is damaged (it lacks images, sizes or conditions); {remake}")
-    if not records:
-        raise LabError(f"{path} lists no image")
-    pixels = []
-    for r in records:
-        try:
-            with Image.open(samples_dir / r["file"]) as im:
-                if im.size != (width, height):
-                    raise LabError(f"{samples_dir / r['file']} is {im.size[0]}x{im.size[1]}, but {SAMPLES_FILE} "
-                                   f"says the samples are {width}x{height}")
-                pixels.append(np.asarray(im.convert("RGB")))
-        except (OSError, UnidentifiedImageError) as e:  # OSError: missing, or a truncated PNG
-            raise LabError(f"cannot read sample {samples_dir / r['file']}: {e}; {remake}") from None
-    return summary, np.stack(pixels)
 
 
 def _real_posters(summary: dict, real: Path | None, size, progress: bool):
