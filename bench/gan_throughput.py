@@ -11,8 +11,9 @@ import time
 from pathlib import Path
 
 from lab.data.synthetic import make_synthetic_posters
-from lab.gan.sample import sample_run
-from lab.gan.train import GanOptions, train_gan
+from lab.generation.sampling import sample_to_folder
+from lab.gan.options import GanOptions
+from lab.gan.train import train_gan
 from lab.runs import Run
 
 
@@ -34,7 +35,7 @@ def main():
             seconds = time.perf_counter() - start
             record = run.metrics()[-1]
             start = time.perf_counter()
-            sample_run(run.path, ["Horror"], ["1990"], 256, 0, Path(tmp) / f"samples-{size}")
+            sample_to_folder(run.path, ["Horror"], ["1990"], 256, 0, Path(tmp) / f"samples-{size}")
             sampling = 256 / (time.perf_counter() - start)
             print(f"{size:>8}  batch {args.batch}: {args.steps / seconds:5.2f} steps/s (with start-up), "
                   f"{record['posters_per_s']:7.1f} training posters/s, sampling {sampling:7.1f} posters/s (PNG writing included)")

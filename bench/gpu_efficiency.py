@@ -26,9 +26,12 @@ import torch
 import torch.nn.functional as F
 
 from lab.classifier.model import GenreClassifier, genre_loss, label_vector, rating_loss
-from lab.classifier.train import ClassifierOptions, train_classifier
+from lab.classifier.options import ClassifierOptions
+from lab.classifier.train import train_classifier
 from lab.data.images import parse_size
-from lab.gan.train import GanOptions, build_models, train_gan
+from lab.gan.networks import build_discriminators, build_generator
+from lab.gan.options import GanOptions
+from lab.gan.train import train_gan
 from lab.runs import Run
 from lab.training import make_accelerator
 
@@ -107,7 +110,7 @@ def gan_bare(opts: GanOptions, n_genres: int, n_decades: int, iters: int) -> flo
     accelerator = make_accelerator(opts.mixed_precision)
     info = {"model": {"z_dim": opts.z_dim, "channels": opts.channels, "conditional": opts.conditional},
             "size": list(parse_size(opts.size)), "genres": list(range(n_genres)), "decades": list(range(n_decades))}
-    g, d = build_models(info)
+    g, d = build_generator(info), build_discriminators(info)["d"]
     opt_g = torch.optim.Adam(g.parameters(), lr=opts.lr_g, betas=(opts.beta1, opts.beta2))
     opt_d = torch.optim.Adam(d.parameters(), lr=opts.lr_d, betas=(opts.beta1, opts.beta2))
     g, d, opt_g, opt_d = accelerator.prepare(g, d, opt_g, opt_d)

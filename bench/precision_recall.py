@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from lab.data.images import decode_poster
-from lab.scoring.fidelity import image_features, precision_recall
+from lab.scoring.features import image_features
+from lab.scoring.fidelity import precision_recall
 
 
 def main():

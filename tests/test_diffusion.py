@@ -13,10 +13,12 @@ from lab.checkpoint import load_state
 from lab.data.poster_dataset import open_posters
 from lab.data.synthetic import make_synthetic_posters
 from lab.diffusion.model import PosterDenoiser
-from lab.diffusion.sample import sample_run
-from lab.diffusion.train import DiffusionOptions, train_diffusion
+from lab.generation.sampling import sample_to_folder
+from lab.diffusion.options import DiffusionOptions
+from lab.diffusion.train import train_diffusion
 from lab.errors import LabError
-from lab.gan.train import GanOptions, train_gan
+from lab.gan.options import GanOptions
+from lab.gan.train import train_gan
 from lab.report import write_report
 from lab.runs import Run
 
@@ -87,7 +89,7 @@ def test_samples_take_the_colour_of_the_genre_they_are_asked_for(posters, traine
     genres = ["Action", "Drama", "Sci-Fi"]  # hues 0, 1/3 and 2/3 of the circle apart
     real = {g: table.images[np.flatnonzero(table.table.posters["genres"].map(lambda gs: gs[0] == g))]
             .reshape(-1, 3).mean(0) for g in genres}
-    _, summary = sample_run(trained, genres, ["1990"], 16, 0, tmp_path / "s", steps=10, guidance=3)
+    _, summary = sample_to_folder(trained, genres, ["1990"], 16, 0, tmp_path / "s", steps=10, guidance=3)
     for g in genres:
         made = np.stack([np.asarray(Image.open(tmp_path / "s" / r["file"])) for r in summary["images"]
                          if r["genres"] == [g]]).reshape(-1, 3).mean(0)
@@ -97,9 +99,9 @@ def test_samples_take_the_colour_of_the_genre_they_are_asked_for(posters, traine
 
 def test_sampling_is_deterministic_and_bad_settings_are_one_line_errors(trained, tmp_path, capsys):
     args = (["horror", "Comedy+Drama"], ["1950"], 3)
-    out1, summary = sample_run(trained, *args, seed=5, out=tmp_path / "a", steps=4, sampler="ddim")
-    out2, _ = sample_run(trained, *args, seed=5, out=tmp_path / "b", steps=4, sampler="ddim")
-    out3, _ = sample_run(trained, *args, seed=6, out=tmp_path / "c", steps=4, sampler="ddim")
+    out1, summary = sample_to_folder(trained, *args, seed=5, out=tmp_path / "a", steps=4, sampler="ddim")
+    out2, _ = sample_to_folder(trained, *args, seed=5, out=tmp_path / "b", steps=4, sampler="ddim")
+    out3, _ = sample_to_folder(trained, *args, seed=6, out=tmp_path / "c", steps=4, sampler="ddim")
     files = sorted(p.name for p in out1.glob("*.png"))
     assert len(files) == 2 * 3 + 1 and "grid.png" in files
     assert all((out1 / f).read_bytes() == (out2 / f).read_bytes() for f in files)
@@ -121,7 +123,7 @@ def test_sampling_is_deterministic_and_bad_settings_are_one_line_errors(trained,
         assert "Traceback" not in out + err
     assert not (tmp_path / "bad").exists()
     with pytest.raises(LabError, match="never trained on the 1980s"):
-        sample_run(trained, ["Horror"], ["1980"], 2, 0, tmp_path / "e")
+        sample_to_folder(trained, ["Horror"], ["1980"], 2, 0, tmp_path / "e")
 
 
 def test_sample_tells_the_generators_apart_by_their_run_files(posters, tmp_path, capsys):
@@ -188,7 +190,7 @@ def test_a_killed_run_resumes_to_the_same_loss_curve(posters, tmp_path):
                          "--resume", "--init-from", "--size", "--steps", "--batch-size", "--lr", "--channels",
                          "--prediction", "--condition-dropout"]),
     ("sample", ["--genre", "--decade", "-n", "--seed", "--out", "--steps", "--guidance", "--sampler"]),
-    ("demo", ["--generator", "--diffusion-recipe"]),
+    ("demo", ["--generator", "--generator-recipe", "--resume"]),
 ])
 def test_help_explains_every_option(capsys, verb, options):
     code, out, _ = run_cli(capsys, verb, "--help")

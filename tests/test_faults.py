@@ -32,7 +32,8 @@ from lab.data.metadata import read_dataset
 from lab.data.poster_dataset import open_posters
 from lab.data.synthetic import make_synthetic_posters
 from lab.errors import LabError
-from lab.gan.train import GanOptions, train_gan
+from lab.gan.options import GanOptions
+from lab.gan.train import train_gan
 from lab.runs import Run
 
 ROOT = Path(__file__).resolve().parents[1]

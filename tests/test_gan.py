@@ -15,8 +15,10 @@ from lab.data.synthetic import make_synthetic_posters
 from lab.errors import LabError
 from lab.gan.diffaugment import diff_augment
 from lab.gan.model import Discriminator, Generator
-from lab.gan.sample import sample_run
-from lab.gan.train import GanOptions, build_models, train_gan
+from lab.generation.sampling import sample_to_folder
+from lab.gan.networks import build_discriminators, build_generator
+from lab.gan.options import GanOptions
+from lab.gan.train import train_gan
 from lab.generation.condition import parse_conditions
 from lab.runs import Run
 
@@ -91,9 +93,9 @@ def test_a_few_steps_on_synthetic_posters_write_a_complete_run(trained):
 
 
 def test_sampling_is_deterministic_and_rejects_unknown_conditions(trained, tmp_path):
-    out1, summary = sample_run(trained, ["horror", "Comedy+Drama"], ["1950", "1990s"], 3, seed=5, out=tmp_path / "a")
-    out2, _ = sample_run(trained, ["horror", "Comedy+Drama"], ["1950", "1990s"], 3, seed=5, out=tmp_path / "b")
-    out3, _ = sample_run(trained, ["horror"], ["1950"], 3, seed=6, out=tmp_path / "c")
+    out1, summary = sample_to_folder(trained, ["horror", "Comedy+Drama"], ["1950", "1990s"], 3, seed=5, out=tmp_path / "a")
+    out2, _ = sample_to_folder(trained, ["horror", "Comedy+Drama"], ["1950", "1990s"], 3, seed=5, out=tmp_path / "b")
+    out3, _ = sample_to_folder(trained, ["horror"], ["1950"], 3, seed=6, out=tmp_path / "c")
     files = sorted(p.name for p in out1.glob("*.png"))
     assert len(files) == 4 * 3 + 1 and "grid.png" in files
     assert all((out1 / f).read_bytes() == (out2 / f).read_bytes() for f in files)
@@ -102,24 +104,24 @@ def test_sampling_is_deterministic_and_rejects_unknown_conditions(trained, tmp_p
     assert first == {"file": "horror-1950s-0000.png", "genres": ["Horror"], "decade": 1950, "seed": 5, "index": 0,
                      "run": str(trained.resolve()), "step": 20}
     assert json.loads((out1 / "samples.json").read_text())["conditions"][3] == {"genres": ["Comedy", "Drama"],
-                                                                               "decade": 1990}
+                                                                               "decade": 1990, "n": 3}
     # Another condition with the same noise is another poster.
     assert not np.array_equal(np.asarray(Image.open(out1 / "horror-1950s-0000.png")),
                               np.asarray(Image.open(out1 / "horror-1990s-0000.png")))
     with pytest.raises(LabError, match="unknown genre 'Western'"):
-        sample_run(trained, ["Western"], ["1950"], 2, 0, tmp_path / "d")
+        sample_to_folder(trained, ["Western"], ["1950"], 2, 0, tmp_path / "d")
     with pytest.raises(LabError, match="never trained on the 1980s"):
-        sample_run(trained, ["Horror"], ["1980"], 2, 0, tmp_path / "e")
+        sample_to_folder(trained, ["Horror"], ["1980"], 2, 0, tmp_path / "e")
     with pytest.raises(LabError, match="not empty"):
-        sample_run(trained, ["Horror"], ["1950"], 2, 0, out1)
+        sample_to_folder(trained, ["Horror"], ["1950"], 2, 0, out1)
 
 
 def test_an_unconditional_run_samples_other_posters_for_each_condition(posters, tmp_path):
     _, run = _train(posters, tmp_path / "uncond", steps=5, conditional=False)
-    _, summary = sample_run(run.path, ["Horror", "Drama"], ["1950"], 2, seed=5, out=tmp_path / "u")
+    _, summary = sample_to_folder(run.path, ["Horror", "Drama"], ["1950"], 2, seed=5, out=tmp_path / "u")
     first = [np.asarray(Image.open(tmp_path / "u" / f"{c}-1950s-0000.png")) for c in ("horror", "drama")]
     assert not np.array_equal(*first) and summary["conditional"] is False
-    again, _ = sample_run(run.path, ["Horror", "Drama"], ["1950"], 2, seed=5, out=tmp_path / "again")
+    again, _ = sample_to_folder(run.path, ["Horror", "Drama"], ["1950"], 2, seed=5, out=tmp_path / "again")
     assert all((again / r["file"]).read_bytes() == (tmp_path / "u" / r["file"]).read_bytes()
                for r in summary["images"])
 
@@ -150,8 +152,8 @@ def test_init_from_starts_every_network_from_the_parent(posters, trained, tmp_pa
     _, run = _train(posters, tmp_path / "child", steps=1, lr_g=0.0, lr_d=0.0, init_from=str(trained))
     # Batch-norm statistics and spectral norm's power iteration move in a training-mode forward;
     # the parameters may not.
-    networks = build_models(json.loads((trained / "gan.json").read_text()))
-    for name, net in zip(("g", "d"), networks):
+    info = json.loads((trained / "gan.json").read_text())
+    for name, net in (("g", build_generator(info)), *build_discriminators(info).items()):
         parent, child = (load_file(r / "checkpoints" / f"{name}.safetensors") for r in (trained, run.path))
         assert all(torch.equal(parent[k], child[k]) for k, _ in net.named_parameters())
 
@@ -201,7 +203,7 @@ def genre_colours_come_out_right(posters, run_dir, out) -> None:
     genres = ["Action", "Drama", "Sci-Fi"]  # hues 0, 1/3 and 2/3 of the circle apart
     real = {g: table.images[np.flatnonzero(table.table.posters["genres"].map(lambda gs: gs[0] == g))]
             .reshape(-1, 3).mean(0) for g in genres}
-    _, summary = sample_run(run_dir, genres, ["1990"], 32, 0, out)
+    _, summary = sample_to_folder(run_dir, genres, ["1990"], 32, 0, out)
     for g in genres:
         made = np.stack([np.asarray(Image.open(out / r["file"])) for r in summary["images"]
                          if r["genres"] == [g]]).reshape(-1, 3).mean(0)

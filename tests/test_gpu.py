@@ -67,7 +67,7 @@ def test_demo_runs_on_the_gpu(tmp_path):
     (tmp_path / "clf.toml").write_text('size = "32x48"\nschedule = [[1, 0.0]]\nbaselines = false\n')
     (tmp_path / "gan.toml").write_text('size = "32x48"\nchannels = 8\nz_dim = 16\nsteps = 10\nbatch_size = 16\n')
     _lab("demo", "--data", data, "--out", tmp_path / "demo", "-n", "4",
-         "--classifier-recipe", tmp_path / "clf.toml", "--gan-recipe", tmp_path / "gan.toml")
+         "--classifier-recipe", tmp_path / "clf.toml", "--generator-recipe", tmp_path / "gan.toml")
     assert (tmp_path / "demo" / "headline.json").is_file()
 
 

@@ -56,7 +56,7 @@ def demo(tmp_path_factory):
     (root / "classifier.toml").write_text(CLASSIFIER_RECIPE)
     (root / "gan.toml").write_text(GAN_RECIPE)
     run_demo(data, root / "demo", samples_per_condition=4, classifier_recipe=root / "classifier.toml",
-             gan_recipe=root / "gan.toml", say=lambda message: None)
+             generator_recipe=root / "gan.toml", say=lambda message: None)
     return root / "demo"
 
 

@@ -16,9 +16,10 @@ from lab.data.images import decode_poster
 from lab.data.poster_dataset import open_posters
 from lab.data.synthetic import make_synthetic_posters
 from lab.errors import LabError
-from lab.gan.sample import sample_run
+from lab.generation.sampling import sample_to_folder
 from lab.scoring.extractors import choose_extractor
-from lab.scoring.fidelity import MIN_PRC_IMAGES, PRC_NEIGHBOURS, fidelity, image_features, precision_recall
+from lab.scoring.features import image_features
+from lab.scoring.fidelity import MIN_PRC_IMAGES, PRC_NEIGHBOURS, fidelity, precision_recall
 from lab.scoring.score import score_samples
 
 TORCH_HOME = SHARED / "torch-home"
@@ -163,8 +164,9 @@ def test_extractor_choice_is_explicit_about_inception(tmp_path):
         choose_extractor("inception-v3-compat", tmp_path / "missing.pth", tmp_path)
     with pytest.raises(LabError, match="unknown extractor 'vgg'"):
         choose_extractor("vgg", None, tmp_path)
-    assert choose_extractor("classifier", None, tmp_path) == ("classifier", str(tmp_path))
-    assert choose_extractor("mobilenet_v2", None, tmp_path) == ("mobilenet_v2", None)
+    assert choose_extractor("classifier", None, tmp_path) == ("classifier", "classifier", str(tmp_path))
+    assert choose_extractor("scratch_cnn", None, tmp_path) == ("scratch_cnn", "scratch_cnn", str(tmp_path))
+    assert choose_extractor("mobilenet_v2", None, tmp_path) == ("mobilenet_v2", "mobilenet_v2", None)
 
 
 # ---- score-samples end to end on synthetic posters ----
@@ -180,7 +182,7 @@ def lab_runs(tmp_path_factory):
                  ["train-classifier", "--size", "32x48", "--schedule", "2:0", "--no-baselines"]):
         name = "gan" if args[0] == "train-gan" else "classifier"
         _lab(*args, "--data", str(data), "--out", str(root / name))
-    samples, _ = sample_run(root / "gan", ["Horror", "Comedy"], ["1950", "2010"], 6, 0, root / "samples")
+    samples, _ = sample_to_folder(root / "gan", ["Horror", "Comedy"], ["1950", "2010"], 6, 0, root / "samples")
     mp.undo()
     return root, samples
 
@@ -274,7 +276,7 @@ def _tiny_demo(tmp_path, posters: int, steps: int, batch: int, n: int) -> Path:
     (tmp_path / "gan.toml").write_text(f'size = "32x48"\nchannels = 8\nz_dim = 16\nsteps = {steps}\n'
                                        f'batch_size = {batch}\n')
     _lab("demo", "--data", str(data), "--out", str(tmp_path / "demo"), "-n", str(n),
-         "--classifier-recipe", str(tmp_path / "clf.toml"), "--gan-recipe", str(tmp_path / "gan.toml"))
+         "--classifier-recipe", str(tmp_path / "clf.toml"), "--generator-recipe", str(tmp_path / "gan.toml"))
     return tmp_path / "demo"
 
 

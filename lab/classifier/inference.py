@@ -15,10 +15,11 @@ from lab.classifier.model import GenreClassifier, label_vector
 from lab.data.filters import canonical_genres
 from lab.data.images import BadImage, decode_poster
 from lab.errors import LabError
+from lab.kinds import get
 from lab.runs import Run
 from lab.training import inference_device
 
-RUN_FILE = "classifier.json"
+RUN_FILE = get("classifier").run_file
 
 
 def load_run_info(run_dir: Path) -> dict:
@@ -114,6 +115,9 @@ def predict_files(run_dir: Path, paths: list[str], genres: list[str] | None = No
     size = tuple(info["size"])
     out, pixels, where = [], [], []
     for path in paths:
+        if not Path(path).exists():
+            out.append(Prediction(str(path), [], None, None, error="no such file"))
+            continue
         try:
             pixels.append(decode_poster(path, size))
             where.append(len(out))

@@ -41,11 +41,7 @@ def build_backbone(name: str, weights: str | None) -> tuple[nn.Module, int]:
     if name == SCRATCH_CNN:
         net = SmallCNN()
         return net, net.out_features
-    if name not in torchvision.models.list_models(module=torchvision.models):
-        raise LabError(f"unknown backbone {name!r}: use {SCRATCH_CNN} or a torchvision classification model "
-                       "such as mobilenet_v2, resnet18, efficientnet_b0")
-    if weights is not None:
-        _check_weights_reachable(name, weights)
+    check_backbone(name, weights)
     try:
         net = torchvision.models.get_model(name, weights=weights)
     except Exception as e:  # the download of missing weights fails in many ways offline
@@ -55,6 +51,17 @@ def build_backbone(name: str, weights: str | None) -> tuple[nn.Module, int]:
     width = last[1].in_features
     _replace(net, last[0], nn.Identity())
     return net, width
+
+
+def check_backbone(name: str, weights: str | None) -> None:
+    """A one-line LabError, before anything is built, for a backbone or weights that cannot be had."""
+    if name == SCRATCH_CNN:
+        return
+    if name not in torchvision.models.list_models(module=torchvision.models):
+        raise LabError(f"unknown backbone {name!r}: use {SCRATCH_CNN} or a torchvision classification model "
+                       "such as mobilenet_v2, resnet18, efficientnet_b0")
+    if weights is not None:
+        _check_weights_reachable(name, weights)
 
 
 def _weights_file(name: str, weights: str) -> Path:
@@ -67,15 +74,16 @@ def _weights_file(name: str, weights: str) -> Path:
 def _weights_hint(name: str, weights: str) -> str:
     path = _weights_file(name, weights)
     return (f"put {path.name} in {path.parent} (set TORCH_HOME to the folder that holds hub/checkpoints, "
-            "e.g. TORCH_HOME=../shared/torch-home), or pass --no-pretrained")
+            "e.g. TORCH_HOME=../shared/torch-home), or train from scratch: --no-pretrained (train-classifier, "
+            "demo) or weights = \"none\" in a recipe")
 
 
 def _check_weights_reachable(name: str, weights: str) -> None:
     """Fail at once, not after a network timeout, when weights are neither cached nor downloadable."""
     if _weights_file(name, weights).is_file() or os.environ.get("LAB_ALLOW_DOWNLOAD") == "1":
         return
-    raise LabError(f"the {weights} weights for {name} are not cached; {_weights_hint(name, weights)} "
-                   "(or set LAB_ALLOW_DOWNLOAD=1 where a download can work)")
+    raise LabError(f"the {weights} weights for {name} are not cached; {_weights_hint(name, weights)}; on a "
+                   "machine with internet, LAB_ALLOW_DOWNLOAD=1 lets torchvision download them")
 
 
 def _last_linear(net: nn.Module) -> tuple[str, nn.Linear]:

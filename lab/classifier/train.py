@@ -14,7 +14,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 
 import numpy as np
 import torch
@@ -22,13 +22,13 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from tqdm import tqdm
 
-from lab.checkpoint import load_state, load_weights, save_json, save_state, save_weights
+from lab.checkpoint import STATE_FILE, load_state, load_weights, save_json, save_state, save_weights
 from lab.classifier.augment import augment_posters
 from lab.classifier.baselines import extract_features, fit_genre_decade, fit_rating_head, train_linear_probe
 from lab.classifier.inference import RUN_FILE
 from lab.classifier.metrics import macro_map, tune_rating_threshold, tune_thresholds
 from lab.classifier.model import SCRATCH_CNN, GenreClassifier, genre_loss, label_vector, rating_loss
-from lab.data.filters import DataOptions
+from lab.classifier.options import ClassifierOptions
 from lab.data.images import parse_size
 from lab.data.poster_dataset import PosterDataset, Posters, batch_loader, open_posters
 from lab.errors import LabError
@@ -39,57 +39,9 @@ log = logging.getLogger(__name__)
 MIN_RATED = 20  # training posters with a rating that a rating head needs
 
 
-@dataclass
-class ClassifierOptions(DataOptions):
-    size: str = "128x192"
-    backbone: str = "mobilenet_v2"
-    weights: str | None = "IMAGENET1K_V1"  # None: from scratch
-    # [epochs, share of backbone blocks trained, from the top]: heads first, then unfreeze progressively.
-    schedule: list = field(default_factory=lambda: [[2, 0.0], [2, 0.3], [4, 1.0]])
-    taps: list = field(default_factory=list)  # backbone blocks whose pooled outputs join the head's input
-    ema: float = 0.0  # decay of the weights' moving average that is evaluated and kept; 0: none
-    batch_size: int = 64  # over all processes
-    grad_accum: int = 1
-    lr: float = 1e-3  # heads
-    backbone_lr: float = 2e-4
-    weight_decay: float = 1e-4
-    warmup: float = 0.03  # share of all steps
-    decade_weight: float = 0.5
-    rating_weight: float = 0.5  # of the rating head's loss, where it trains in the loop; 0: no rating head
-    # Whether the rating head trains in the loop with the backbone, its Huber loss weighted by
-    # rating_weight. By default it does not: the loop trains genres and decade alone, and the rating head
-    # is then fitted to the kept weights' features in closed form (Huber ridge, strength chosen on
-    # validation). Measured on the full recipe (seed 0, test): training the backbone for the rating cost
-    # 0.028 decade accuracy and gained no rating accuracy.
-    rating_trains_features: bool = False
-    # A rating backed by fewer votes is left out of the rating loss. Measured (frozen-feature ridge, val
-    # Spearman): 0, 10 and 100 votes give the same 0.287; 1000 gives 0.280 and 5000 0.246.
-    rating_min_votes: int = 10
-    label_dropout: float = 0.5  # chance that the rating head is not told a poster's genres (and, apart, its decade)
-    max_pos_weight: float = 10.0
-    patience: int = 3  # epochs without a better validation mAP before stopping
-    baselines: bool = True
-    checkpoint_every: int = 200  # batches
-    mixed_precision: str = "auto"  # bf16 where a GPU is, none on CPU
-    workers: int | None = None  # loader processes; None: what the machine has (lab.training.default_workers)
-    seed: int = 0
-    split_seed: int = 0
-
-    @property
-    def epochs(self) -> int:
-        return int(sum(e for e, _ in self.schedule))
-
-    def trained_share(self, epoch: int) -> float:
-        for epochs, share in self.schedule:
-            if epoch < epochs:
-                return float(share)
-            epoch -= epochs
-        return float(self.schedule[-1][1])
-
-
 def train_classifier(opts: ClassifierOptions, run: Run, *, resume: bool = False, progress: bool = True) -> dict:
     """Train the classifier and its baselines in `run`; returns what classifier.json records."""
-    accelerator = make_accelerator(opts.mixed_precision, opts.grad_accum, unused_parameters=True)
+    accelerator = make_accelerator(opts.mixed_precision, opts.grad_accum, unused_parameters=True, run=run)
     split_file = run.path / "split.json"
     posters = open_posters(opts.data, opts.poster_filter, parse_size(opts.size), split_seed=opts.split_seed,
                            split_file=split_file if resume and split_file.exists() else None, progress=progress)
@@ -192,8 +144,8 @@ def fit(model: GenreClassifier, posters: Posters, opts: ClassifierOptions, run: 
     state = {"epoch": 0, "batch": 0, "step": 0, "best": -1.0, "best_epoch": -1, "stale": 0}
     # Batch-norm statistics are averaged with the weights, so that they describe the averaged network.
     ema = WeightAverage(model, average_buffers=True) if opts.ema else None
-    if resume and (ckpt / "state.pt").exists():
-        saved = load_state(ckpt / "state.pt")
+    if resume and (ckpt / STATE_FILE).exists():
+        saved = load_state(ckpt / STATE_FILE)
         model.load_state_dict(saved.pop("model"))
         optimizer.load_state_dict(saved.pop("optimizer"))
         averaged = saved.pop("ema", None)
@@ -211,7 +163,7 @@ def fit(model: GenreClassifier, posters: Posters, opts: ClassifierOptions, run: 
         # never come from different steps. last.safetensors is the same weights, for users.
         if accelerator.is_main_process:
             save_state({"model": unwrapped.state_dict(), "optimizer": optimizer.state_dict(),
-                        "ema": ema.state_dict() if ema is not None else None, **state}, ckpt / "state.pt")
+                        "ema": ema.state_dict() if ema is not None else None, **state}, ckpt / STATE_FILE)
             save_weights(unwrapped, ckpt / "last.safetensors")
 
     while state["epoch"] < opts.epochs and state["stale"] < opts.patience:

@@ -9,7 +9,7 @@ foreign array is rebuilt, not trusted.
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import hashlib
 import json
 import logging
@@ -18,12 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock, Timeout
 
+from lab.checkpoint import sync_folder
 from lab.data.images import decode_many
 from lab.data.metadata import PosterTable
 from lab.errors import LabError
 
 log = logging.getLogger(__name__)
+LOCK_TIMEOUT = 30 * 60  # seconds a process waits for another's cache build
 
 
 @dataclass
@@ -61,8 +64,7 @@ def load_image_cache(table: PosterTable, size: tuple[int, int], *, workers: int 
     fingerprint = fingerprint or dataset_fingerprint(table)
     base = root / f"posters-{fingerprint[:20]}-{size[0]}x{size[1]}"
     array, index = base.with_suffix(".npy"), base.with_suffix(".json")
-    with open(base.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _build_lock(base.with_suffix(".lock")):
         _remove_partial_writes(base)
         problem = _damage(array, index, len(table), size) if index.exists() else None
         if problem:
@@ -71,6 +73,26 @@ def load_image_cache(table: PosterTable, size: tuple[int, int], *, workers: int 
             _build(table, size, array, index, workers, progress)
     bad = json.loads(index.read_text())["bad"]
     return ImageCache(np.load(array, mmap_mode="r"), bad, array)
+
+
+@contextlib.contextmanager
+def _build_lock(path: Path):
+    """The cache's build lock: a process that finds it held says so and waits, up to LOCK_TIMEOUT."""
+    lock = FileLock(path)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.warning("waiting for another process building the image cache (%s), up to %d minutes",
+                    path.with_suffix(".npy").name, LOCK_TIMEOUT // 60)
+        try:
+            lock.acquire(timeout=LOCK_TIMEOUT)
+        except Timeout:
+            raise LabError(f"another process has been building the image cache {path.with_suffix('.npy')} for "
+                           f"{LOCK_TIMEOUT // 60} minutes; if none is running, delete {path}") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _remove_partial_writes(base: Path) -> None:
@@ -118,6 +140,7 @@ def _build(table: PosterTable, size, array: Path, index: Path, workers, progress
         tmp_index.write_text(json.dumps({"size": list(size), "n": len(paths), "bad": bad}))
         os.replace(tmp_array, array)
         os.replace(tmp_index, index)  # the index last: its presence means the cache is complete
+        sync_folder(index.parent)
     finally:
         for tmp in (tmp_array, tmp_index):
             tmp.unlink(missing_ok=True)

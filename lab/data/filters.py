@@ -44,21 +44,6 @@ class PosterFilter:
         return re.sub(r"[^a-z0-9-]+", "", "-".join(parts)) or "all"
 
 
-@dataclass
-class DataOptions:
-    """The options every run that trains on posters starts with: where they are, and which to keep."""
-
-    data: str = "data/posters"
-    genre: list[str] = field(default_factory=list)
-    decade: list[str] = field(default_factory=list)
-    year_min: int | None = None
-    year_max: int | None = None
-
-    @property
-    def poster_filter(self) -> PosterFilter:
-        return PosterFilter.from_options(self.genre, self.decade, self.year_min, self.year_max)
-
-
 def parse_decade(value) -> int:
     """1980, '1980' and '1980s' all name the 1980s."""
     m = re.fullmatch(r"\s*(\d{4})s?\s*", str(value))

@@ -14,21 +14,10 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 from torch import nn
 
+from lab.diffusion.options import SAMPLERS
 from lab.errors import LabError
 
-PREDICTIONS = {"v": "v_prediction", "epsilon": "epsilon"}
-SAMPLERS = ("ddim", "dpm++")
-# The best measured at the quick recipe (see README, diffusion section).
-DEFAULT_SAMPLER = "dpm++"
-DEFAULT_STEPS = 20
-DEFAULT_GUIDANCE = 6.0
 MAX_GUIDANCE = 20.0
-
-
-def schedule_config(prediction: str, timesteps: int = 1000) -> dict:
-    """What a run records of its noise schedule (in its run file), enough to rebuild every scheduler."""
-    return {"num_train_timesteps": timesteps, "beta_schedule": "squaredcos_cap_v2",
-            "prediction_type": PREDICTIONS[prediction]}
 
 
 def training_scheduler(config: dict) -> DDPMScheduler:

@@ -79,9 +79,10 @@ class Generator(nn.Module):
         self.norms.append(ConditionalBatchNorm(width, cond_dim) if conditional else nn.BatchNorm2d(width))
         self.to_rgb = nn.ConvTranspose2d(width, 3, 4, 2, 1)
 
-    def forward(self, z: torch.Tensor, genres: torch.Tensor, decades: torch.Tensor) -> torch.Tensor:
-        """Images in [-1, 1], (B, 3, H, W)."""
-        cond = self.embed(genres, decades) if self.conditional else None
+    def forward(self, z: torch.Tensor, genres: torch.Tensor, decades: torch.Tensor,
+                strength: float = 1.0) -> torch.Tensor:
+        """Images in [-1, 1], (B, 3, H, W); `strength` scales the condition (transitional conditioning)."""
+        cond = condition_vector(self.embed, genres, decades, strength) if self.conditional else None
         x = self.project(torch.cat([z, cond], 1) if self.conditional else z)
         x = x.view(len(z), self.base_width, BASE[1], BASE[0])
         for k, norm in enumerate(self.norms):
@@ -102,7 +103,6 @@ class Discriminator(nn.Module):
             width = out
         self.body = nn.Sequential(*layers)
         self.score = spectral_norm(nn.Linear(width, 1))
-        self.n_genres = n_genres
         self.embed = ConditionEmbedding(n_genres, n_decades, width) if conditional else None
         # An auxiliary classifier (AC-GAN) beside the projection: D also names the genres and decade
         # of what it sees, which gives G a direct, strong signal to make its condition recognisable.
@@ -111,16 +111,18 @@ class Discriminator(nn.Module):
             spectral_norm(self.embed.genres)
             spectral_norm(self.embed.decades)
 
-    def forward(self, images: torch.Tensor, genres: torch.Tensor, decades: torch.Tensor):
-        """(one realism score per image (B,), genre and decade logits (B, G + D) or None if unconditional)."""
+    def forward(self, images: torch.Tensor, genres: torch.Tensor, decades: torch.Tensor, strength: float = 1.0):
+        """(one realism score per image (B,), genre and decade logits (B, G + D) or None if unconditional);
+        `strength` scales the projection on the condition (transitional conditioning)."""
         h = self.body(images).sum(dim=(2, 3))
         out = self.score(h).squeeze(1)
         if self.embed is None:
             return out, None
-        return out + (self.embed(genres, decades) * h).sum(1), self.classify(h)
+        return out + (condition_vector(self.embed, genres, decades, strength) * h).sum(1), self.classify(h)
 
-    def class_loss(self, logits: torch.Tensor, genres: torch.Tensor, decades: torch.Tensor) -> torch.Tensor:
-        """How badly the auxiliary classifier names the condition: genre BCE plus decade cross-entropy."""
-        logits = logits.float()
-        return (F.binary_cross_entropy_with_logits(logits[:, :self.n_genres], genres)
-                + F.cross_entropy(logits[:, self.n_genres:], decades))
+
+def condition_vector(embed: ConditionEmbedding, genres: torch.Tensor, decades: torch.Tensor,
+                     strength: float) -> torch.Tensor:
+    """The embedded condition, scaled by `strength` while the condition is being ramped in."""
+    cond = embed(genres, decades)
+    return cond if strength == 1 else cond * strength

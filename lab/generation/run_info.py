@@ -10,7 +10,10 @@ import numpy as np
 import torch
 
 from lab.checkpoint import load_weights, save_json
+from lab.data.filters import PosterFilter, apply_filter
 from lab.data.images import parse_size
+from lab.data.metadata import read_dataset
+from lab.data.split import load_split, part_indices
 from lab.data.poster_dataset import Posters, open_posters
 from lab.errors import LabError
 from lab.generation.condition import Condition
@@ -76,6 +79,22 @@ def open_training_posters(opts, run: Run, run_file: str, model: dict, parent: di
         posters.save_split(run.path, opts.split_seed)
         save_json(info, run.path / run_file)
     return posters, info
+
+
+def training_conditions(run_dir: Path, info: dict, n: int, seed: int) -> list[Condition]:
+    """The genres and decades of `n` posters drawn (with replacement, by `seed`) from the run's training
+    posters, in the vocabularies it knows; only the metadata is read, no image."""
+    run = Run.open(run_dir)
+    options = run.options
+    table, _ = apply_filter(read_dataset(options["data"]), PosterFilter.from_dict(info["filter"]))
+    train = part_indices(table, load_split(Path(run_dir) / "split.json"))["train"]
+    if not len(train):
+        raise LabError(f"{run_dir}: none of its training posters is in {options['data']} any more")
+    drawn = np.random.default_rng(seed).choice(train, size=n)
+    rows = table.posters.iloc[drawn]
+    seen = set(info["genres_seen"])
+    return [Condition(tuple(g for g in genres if g in seen), int(decade))
+            for genres, decade in zip(rows["genres"], rows["decade"])]
 
 
 def read_info(run_dir: Path, run_file: str, kind: str) -> dict:

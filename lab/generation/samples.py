@@ -7,7 +7,7 @@ decade, seed, index, run and step.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,9 @@ from lab.generation.condition import Condition
 SAMPLES_FILE = "samples.json"
 GRID_FILE = "grid.png"
 GRID_COLUMNS = 8
+GRID_ROWS_EACH = 4  # rows of a condition's posters in a samples folder's grid, at most
+GRID_CONDITIONS = 32  # conditions shown in that grid, at most
+PNG_OVERHEAD = 1024  # bytes of a PNG beyond its pixels, at most
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -52,49 +55,72 @@ def save_grid(images: np.ndarray, columns: int, path: Path, gap: int = 2, row_la
 
 
 def default_samples_dir(run_dir: Path, conditions: list[Condition], seed: int) -> Path:
-    """Where `lab sample` writes when no --out is given: named after what was asked for."""
-    return Path(run_dir) / "samples" / f"{'_'.join(c.slug() for c in conditions)}-seed{seed}"
+    """Where `lab sample` writes when no --out is given: named after what was asked for (no conditions:
+    drawn like the training posters')."""
+    named = "_".join(c.slug() for c in conditions) or "like-training"
+    return Path(run_dir) / "samples" / f"{named}-seed{seed}"
 
 
-def write_samples(out: Path, conditions: list[Condition], n: int,
-                  generate: Callable[[int, Condition], np.ndarray], summary: dict) -> dict:
-    """Write n posters per condition into `out` (which must be new or empty) as `<slug>-<index:04d>.png`,
-    a labelled grid with one row block per condition, and samples.json; returns what samples.json holds.
+class SamplesWriter:
+    """Writes a samples folder as the posters come: `<slug>-<index:04d>.png` each, then (at `close`) a
+    labelled grid with one row block per condition and samples.json.
 
-    `generate(k, condition)` gives the n posters of `conditions[k]` as uint8 (n, H, W, 3), see `to_uint8`;
-    it is called once per condition, in order, after `out` has been checked, so a generator seeds its
-    own noise and may reuse it across conditions. `summary` holds the generator's own fields: run (the
-    resolved run folder), checkpoint, step, seed, conditional, size, and any extra keys of its own;
-    n, conditions and the per-image records are added here.
+    `out` must be new or empty, and the disk must have room for every poster before the first is
+    written. `summary` holds the generator's own fields: run (the resolved run folder), checkpoint,
+    step, seed, conditional, size, and any extra keys of its own; n (or the plan's counts), conditions
+    and the per-image records are added here. The grid shows at most `GRID_ROWS_EACH` rows of each of
+    the first `GRID_CONDITIONS` conditions.
     """
-    out = Path(out)
-    if n < 1:
-        raise LabError("-n must be at least 1")
-    if out.exists() and any(out.iterdir()):
-        raise LabError(f"{out} is not empty; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    records, pixels = [], []
-    for k_condition, condition in enumerate(conditions):
-        images = generate(k_condition, condition)
-        if images.dtype != np.uint8 or images.shape[0] != n or images.ndim != 4 or images.shape[3] != 3:
-            raise ValueError(f"generate gave {images.dtype} {images.shape} for {condition.label()}, "
-                             f"not uint8 ({n}, H, W, 3)")
-        for index, image in enumerate(images):
-            name = f"{condition.slug()}-{index:04d}.png"
-            Image.fromarray(image).save(out / name)
-            records.append({"file": name, **condition.to_dict(), "seed": summary["seed"], "index": index,
-                            "run": summary["run"], "step": summary["step"]})
-            pixels.append(image)
-    columns = min(n, GRID_COLUMNS)
-    rows_each = -(-n // columns)
-    blank = np.full_like(pixels[0], 255)
-    padded = [image for c in range(len(conditions))  # each condition starts a new row of the grid
-              for image in pixels[c * n:(c + 1) * n] + [blank] * (-n % columns)]
-    labels = [c.label() if r == 0 else "" for c in conditions for r in range(rows_each)]
-    save_grid(np.stack(padded), columns, out / GRID_FILE, row_labels=labels)
-    summary = {**summary, "n": n, "conditions": [c.to_dict() for c in conditions], "images": records}
-    save_json(summary, out / SAMPLES_FILE)
-    return summary
+
+    def __init__(self, out: Path, conditions: list[tuple[Condition, int]], summary: dict):
+        out = Path(out)
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise LabError(f"{out} is not empty; choose another --out")
+        self.total = sum(count for _, count in conditions)
+        width, height = summary["size"]
+        need = self.total * (3 * width * height + PNG_OVERHEAD)  # an uncompressed PNG's size, at most
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            free = shutil.disk_usage(out).free
+        except OSError as e:
+            raise LabError(f"cannot write the samples folder {out}: {e.strerror or e}; choose another --out") from None
+        if need > free:
+            if not any(out.iterdir()):
+                out.rmdir()
+            raise LabError(f"{self.total} posters of {width}x{height} need up to {need / 1e9:.1f} GB, and {out} has "
+                           f"{free / 1e9:.1f} GB free; ask for fewer (-n) or choose another --out")
+        self.out, self.conditions, self.summary = out, conditions, summary
+        self.records: list[dict] = []
+        self.columns = min(max(count for _, count in conditions), GRID_COLUMNS)
+        self.shown = {c: [] for c, _ in conditions[:GRID_CONDITIONS]}  # the grid's posters
+
+    def add(self, condition: Condition, index: int, image: np.ndarray) -> None:
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"a poster for {condition.label()} is {image.dtype} {image.shape}, not uint8 (H, W, 3)")
+        name = f"{condition.slug()}-{index:04d}.png"
+        Image.fromarray(image).save(self.out / name)
+        self.records.append({"file": name, **condition.to_dict(), "seed": self.summary["seed"], "index": index,
+                             "run": self.summary["run"], "step": self.summary["step"]})
+        shown = self.shown.get(condition)
+        if shown is not None and len(shown) < GRID_ROWS_EACH * self.columns:
+            shown.append(image)
+
+    def close(self) -> dict:
+        """Write grid.png and samples.json; returns what samples.json holds."""
+        if len(self.records) != self.total:
+            raise ValueError(f"{len(self.records)} posters were written, not the {self.total} planned")
+        blank = np.full_like(next(iter(self.shown.values()))[0], 255)
+        padded, labels = [], []
+        for condition, images in self.shown.items():  # each condition starts a new row of the grid
+            padded += images + [blank] * (-len(images) % self.columns)
+            labels += [condition.label()] + [""] * (-(-len(images) // self.columns) - 1)
+        save_grid(np.stack(padded), self.columns, self.out / GRID_FILE, row_labels=labels)
+        counts = {count for _, count in self.conditions}
+        summary = {**self.summary, "n": counts.pop() if len(counts) == 1 else None,
+                   "conditions": [{**c.to_dict(), "n": count} for c, count in self.conditions],
+                   "images": self.records}
+        save_json(summary, self.out / SAMPLES_FILE)
+        return summary
 
 
 def read_conditions(summary: dict) -> list[Condition]:

@@ -1,6 +1,6 @@
-"""`lab report`: one self-contained HTML page per run (classifier, GAN or demo folder).
+"""`lab report`: one self-contained HTML page per run, of any kind (lab.kinds names each kind's page).
 
-page (what kind of run, render, write) reads the parts that classifier_run and gan_run assemble
+page (render, write, the demo's page) reads the parts that classifier_run and generator_run assemble
 from a run folder into the blocks of blocks; plots draws with matplotlib, embed turns pictures into
 data: URIs, and template.html lays the page out.
 """

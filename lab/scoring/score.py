@@ -1,9 +1,14 @@
-"""`score_samples`: how well generated posters match their condition, and how real they look.
+"""`score_samples`: how well generated posters match their condition, how real they look, and whether
+they are new.
 
-A trained classifier reads every sample: genre fidelity is the share of samples whose asked-for
-genre is among its top 3 (for several genres, the share of them that are), beside the same figure
-for the real test posters of that condition, the ceiling a perfect generator would reach. FID/KID
-and precision/recall compare each condition's samples with those real posters.
+- Genre fidelity: a trained classifier reads every sample; the share whose asked-for genre is among
+  its top 3, beside the same figure for the real test posters of that condition (the ceiling).
+- Realism: FID/KID and precision/recall of each condition's samples against those real posters, in
+  two feature spaces side by side: the standard Inception (or MobileNetV2 where it is missing) and
+  the scratch CNN's, which shares nothing with ImageNet (lab.scoring.extractors).
+- Condition effects: how much the rows of a grid differ by genre and by decade (lab.scoring.condition_effect).
+- Memorisation: the share of samples closer to a training poster than real posters are (lab.scoring.memorisation).
+- With `cas`, the Classification Accuracy Score (lab.scoring.cas) of samples drawn like the training posters.
 """
 
 from __future__ import annotations
@@ -13,24 +18,30 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lab.checkpoint import save_json
+from lab.checkpoint import read_json, save_json
 from lab.classifier.inference import classify_images, load_model, load_run_info
 from lab.data.filters import PosterFilter
-from lab.data.poster_dataset import open_posters, open_run_posters
+from lab.data.poster_dataset import Posters, multi_hot, open_posters, open_run_posters
 from lab.errors import LabError
 from lab.generation.condition import Condition
 from lab.generation.samples import read_conditions, read_samples
+from lab.kinds import kind_of
 from lab.runs import Run
-from lab.scoring.extractors import choose_extractor
-from lab.scoring.fidelity import fidelity, image_features, missing_note
+from lab.scoring.cas import MIN_POSTERS, classification_accuracy_score
+from lab.scoring.condition_effect import condition_effects
+from lab.scoring.extractors import INDEPENDENT, choose_extractor
+from lab.scoring.features import image_features
+from lab.scoring.fidelity import fidelity, missing_note
+from lab.scoring.memorisation import memorisation, thumbnails
 
 SCORES_FILE = "scores.json"
 TOP = 3
+SHOWN_CLOSEST = 8  # samples nearest a training poster that the report shows
 
 
 def score_samples(samples_dir: Path, classifier_run: Path, real: Path | None = None,
                   flt: PosterFilter = PosterFilter(), extractor: str = "auto", inception_weights: Path | None = None,
-                  out: Path | None = None, progress: bool = True) -> tuple[dict, Path]:
+                  out: Path | None = None, *, cas: bool = False, progress: bool = True) -> tuple[dict, Path]:
     """Score the samples in `samples_dir`; returns the report and where scores.json went."""
     samples_dir = Path(samples_dir)
     summary, images = read_samples(samples_dir)
@@ -44,9 +55,19 @@ def score_samples(samples_dir: Path, classifier_run: Path, real: Path | None = N
         if unknown:
             raise LabError(f"classifier run {classifier_run} cannot judge {', '.join(unknown)}: it knows genres "
                            f"{', '.join(info['genres'])} and decades {info['decades'][0]}s-{info['decades'][-1]}s")
-    name, weights = choose_extractor(extractor, inception_weights, Path(classifier_run))
+    if cas and (not summary.get("like_training") or len(images) < MIN_POSTERS):
+        raise LabError(f"--cas needs at least {MIN_POSTERS} samples drawn like the training posters: make them with "
+                       f"`lab sample RUN --like-training -n 2000 --out DIR`")
+    spaces = _feature_spaces(extractor, inception_weights, Path(classifier_run), info)
     size = tuple(summary["size"])
-    real_pixels, real_genres, real_decades, real_source = _real_posters(summary, real, size, progress)
+    generator_posters = _generator_posters(summary, size, progress)
+    if real is None and generator_posters is None:
+        raise LabError(f"the generator run {summary['run']} is gone; give --real DATASET to compare with")
+    reference = open_posters(real, size=size, progress=progress) if real is not None else generator_posters
+    ref_rows = np.arange(len(reference.table)) if real is not None else reference.parts["test"]
+    ref_table = reference.table.posters.iloc[ref_rows]
+    real_pixels, real_genres, real_decades = reference.images[ref_rows], list(ref_table["genres"]), \
+        ref_table["decade"].to_numpy()
 
     model = load_model(classifier_run, info)
     by_condition = [[k for k, r in enumerate(summary["images"]) if (tuple(r["genres"]), r["decade"]) ==
@@ -57,28 +78,34 @@ def score_samples(samples_dir: Path, classifier_run: Path, real: Path | None = N
     real_rows = np.unique(np.concatenate([np.asarray(r, np.int64) for r in real_by_condition]))
     fake_p = _by_image(fake_rows, classify_images(model, images[fake_rows], tuple(info["size"])))
     real_p = _by_image(real_rows, classify_images(model, real_pixels[real_rows], tuple(info["size"])))
-    fake_f = dict(zip(fake_rows, image_features(images[fake_rows], name, weights)))
-    real_f = dict(zip(real_rows, image_features(real_pixels[real_rows], name, weights))) if len(real_rows) else {}
+    features = {}  # space -> (fake features by row, real features by row)
+    for space, (name, weights) in spaces.items():
+        fake_f = image_features(images[fake_rows], name, weights)
+        real_f = image_features(real_pixels[real_rows], name, weights, cache=True)
+        features[space] = (dict(zip(fake_rows, fake_f)), dict(zip(real_rows, real_f)))
 
     def judged(rows, predictions, c):
         return _fidelity_figures([predictions[k] for k in rows], [c] * len(rows), info)
 
-    def stack(features, rows):
-        return torch.stack([features[k] for k in rows]) if len(rows) else torch.zeros(0, 1)
+    def realism(fake_rows_, real_rows_) -> dict:
+        figures = {}
+        for k, (space, (fake_f, real_f)) in enumerate(features.items()):
+            result = fidelity(_stack(fake_f, fake_rows_), _stack(real_f, real_rows_))
+            figures.update(result if k == 0 else {"independent": result})
+        return figures
 
     report_conditions = []
     for c, rows, reals in zip(conditions, by_condition, real_by_condition):
-        entry = {**c.to_dict(), "n": len(rows), **judged(rows, fake_p, c),
-                 **fidelity(stack(fake_f, rows), stack(real_f, reals)),
-                 "real": {"n": len(reals), **judged(reals, real_p, c)}}
-        report_conditions.append(entry)
+        report_conditions.append({**c.to_dict(), "n": len(rows), **judged(rows, fake_p, c), **realism(rows, reals),
+                                  "real": {"n": len(reals), **judged(reals, real_p, c)}})
     all_reals = [(k, c) for c, reals in zip(conditions, real_by_condition) for k in reals]
     overall = {"n": len(fake_rows),
                **_fidelity_figures([fake_p[k] for k in fake_rows],
                                    [Condition.from_dict(summary["images"][k]) for k in fake_rows], info),
-               **fidelity(stack(fake_f, fake_rows), stack(real_f, real_rows)),
+               **realism(fake_rows, real_rows),
                "real": {"n": len(all_reals), **_fidelity_figures([real_p[k] for k, _ in all_reals],
-                                                                 [c for _, c in all_reals], info)}}
+                                                                 [c for _, c in all_reals], info)},
+               **condition_effects(summary, images)}
     per_image = []
     for k in fake_rows:
         record = summary["images"][k]
@@ -88,37 +115,91 @@ def score_samples(samples_dir: Path, classifier_run: Path, real: Path | None = N
                           "predicted_genres": {info["genres"][j]: round(float(genre_p[j]), 4) for j in order},
                           "predicted_decade": int(info["decades"][int(decade_p.argmax())]),
                           "predicted_rating": None if np.isnan(rating) else round(float(rating), 3)})
-    report = {"extractor": name, "samples": str(samples_dir.resolve()), "generator_run": summary["run"],
-              "classifier": str(Path(classifier_run).resolve()), "real": real_source, "size": list(size),
-              "overall": overall, "conditions": report_conditions, "images": per_image}
+    independent = INDEPENDENT if INDEPENDENT in spaces else None
+    report = {"extractor": next(iter(spaces)), "independent": independent, "samples": str(samples_dir.resolve()),
+              "generator_run": summary["run"], "classifier": str(Path(classifier_run).resolve()),
+              "real": {"data": str(real) if real is not None else generator_posters.table.root.as_posix(),
+                       "part": "all" if real is not None else "test"},
+              "size": list(size), "overall": overall, "conditions": report_conditions, "images": per_image,
+              "memorisation": None, "cas": None}
+    if generator_posters is not None:
+        report["memorisation"] = _memorisation(images[fake_rows], [summary["images"][k]["file"] for k in fake_rows],
+                                               generator_posters, spaces.get(INDEPENDENT))
+    if cas:
+        report["cas"] = _cas(summary, images, generator_posters, progress)
     path = Path(out) if out else samples_dir / SCORES_FILE
     save_json(report, path)
     return report, path
 
 
+def _feature_spaces(extractor: str, inception_weights: Path | None, classifier_run: Path,
+                    info: dict) -> dict[str, tuple[str, str | None]]:
+    """{label: (torch-fidelity extractor, weights)}: the chosen space first, then the independent one where
+    the classifier run has its scratch CNN (and it is not the chosen one already)."""
+    label, name, weights = choose_extractor(extractor, inception_weights, classifier_run)
+    spaces = {label: (name, weights)}
+    if INDEPENDENT != label and INDEPENDENT in info["models"]:
+        spaces[INDEPENDENT] = (INDEPENDENT, str(classifier_run))
+    return spaces
+
+
+def _generator_posters(summary: dict, size, progress: bool) -> Posters | None:
+    """The generator run's dataset with its filter and split, at the samples' size; None if the run is gone."""
+    run_dir = Path(summary["run"])
+    try:
+        run = Run.open(run_dir)
+    except LabError:
+        return None
+    run_file = run_dir / kind_of(run_dir).run_file
+    flt = PosterFilter()
+    if run_file.is_file():  # a generator's run file records the filter it trained with
+        saved = read_json(run_file, "run file", "resume the run that wrote it").get("filter")
+        flt = PosterFilter.from_dict(saved) if saved else PosterFilter()
+    return open_run_posters(run, size, flt, progress=progress)
+
+
+def _memorisation(samples: np.ndarray, files: list[str], posters: Posters,
+                  independent: tuple[str, str] | None) -> dict:
+    parts = {part: posters.images[posters.parts[part]] for part in ("train", "val", "test")}
+    points = {part: {"pixels": thumbnails(pixels)} for part, pixels in (("samples", samples), *parts.items())}
+    if independent is not None:
+        name, weights = independent
+        points["samples"][INDEPENDENT] = image_features(samples, name, weights)
+        for part, pixels in parts.items():
+            points[part][INDEPENDENT] = image_features(pixels, name, weights, cache=True)
+    result = memorisation(points["samples"], points["train"], points["val"], points["test"])
+    ids = posters.table.posters["imdb_id"].to_numpy()[posters.parts["train"]]
+    order = np.argsort(result["closeness"])[:SHOWN_CLOSEST]
+    result["closest"] = [{"file": files[k], "nearest_train_id": str(ids[result["nearest"][k]]),
+                          "closeness": round(result["closeness"][k], 4)} for k in order]
+    result["spaces"] = list(points["samples"])
+    del result["closeness"], result["nearest"]
+    return result
+
+
+def _cas(summary: dict, images: np.ndarray, posters: Posters | None, progress: bool) -> dict:
+    if posters is None:
+        raise LabError(f"--cas needs the generator run's training and test posters, and {summary['run']} is gone")
+    genres, decades = posters.genres, posters.decades
+    asked = [Condition.from_dict(r) for r in summary["images"]]
+    generated = (images, multi_hot([c.genres for c in asked], genres),
+                 np.array([decades.index(c.decade) for c in asked]))
+    train = posters.parts["train"]
+    drawn = np.sort(np.random.default_rng(summary["seed"]).choice(train, size=len(images), replace=len(images) > len(train)))
+    real = (posters.images[drawn], posters.genre_matrix[drawn], posters.decade_index[drawn])
+    test = posters.parts["test"]
+    held_out = (posters.images[test], posters.genre_matrix[test], posters.decade_index[test])
+    return classification_accuracy_score(generated, real, held_out, len(decades), seed=summary["seed"],
+                                         progress=progress)
+
+
+def _stack(features: dict, rows) -> torch.Tensor:
+    return torch.stack([features[k] for k in rows]) if len(rows) else torch.zeros(0, 1)
+
+
 def _passes(c: Condition, flt: PosterFilter) -> bool:
     return ((not flt.genres or any(g.lower() in {x.lower() for x in flt.genres} for g in c.genres))
             and (not flt.decades or c.decade in flt.decades))
-
-
-def _real_posters(summary: dict, real: Path | None, size, progress: bool):
-    """Pixels, genre lists and decades of the real reference posters, decoded at the samples' size.
-
-    By default the generator run's own test split: posters it never trained on.
-    """
-    if real is None:
-        run_dir = Path(summary["run"])
-        try:
-            run = Run.open(run_dir)
-        except LabError:
-            raise LabError(f"the generator run {run_dir} is gone; give --real DATASET to compare with") from None
-        posters = open_run_posters(run, size, progress=progress)
-        rows, source = posters.parts["test"], {"data": run.options["data"], "part": "test"}
-    else:
-        posters = open_posters(real, size=size, progress=progress)
-        rows, source = np.arange(len(posters.table)), {"data": str(real), "part": "all"}
-    table = posters.table.posters.iloc[rows]
-    return (posters.images[rows], list(table["genres"]), table["decade"].to_numpy(), source)
 
 
 def _by_image(rows: np.ndarray, predicted: dict) -> dict:
@@ -147,28 +228,57 @@ def _fidelity_figures(predictions: list, conditions: list[Condition], info: dict
 
 
 def format_scores(report: dict) -> str:
-    tag = f"[{report['extractor']}]"
-    head = (f"{'condition':<24}{'n':>5}{'fidelity':>10}{'p(genre)':>10}{'decade':>8}   {'FID' + tag:>20}"
-            f"{'KID' + tag:>22}{'prec':>7}{'rec':>7}{'rating':>8}   {'real: n':>8}{'fidelity':>10}{'p(genre)':>10}"
-            f"{'decade':>8}{'rating':>8}")
+    tag, free = f"[{report['extractor']}]", report.get("independent")
+    head = (f"{'condition':<24}{'n':>5}{'fidelity':>10}{'decade':>8}   {'FID' + tag:>26}{'KID' + tag:>24}"
+            f"{'prec':>6}{'rec':>6}" + (f"   {f'FD[{free}]':>16}{'prec':>6}{'rec':>6}" if free else "")
+            + f"{'rating':>8}   {'real: n':>8}{'fidelity':>10}{'decade':>8}")
 
     def num(v, width, fmt):
         return f"{'-':>{width}}" if v is None else f"{v:>{width}{fmt}}"
 
     def line(label, e):
-        r = e["real"]
-        return (f"{label:<24}{e['n']:>5}{num(e['genre_fidelity'], 10, '.3f')}{num(e['genre_prob'], 10, '.3f')}"
-                f"{num(e['decade_acc'], 8, '.3f')}   {num(e['fid'], 20, '.1f')}{num(e['kid'], 22, '.4f')}"
-                f"{num(e['precision'], 7, '.2f')}{num(e['recall'], 7, '.2f')}{num(e['rating_mean'], 8, '.2f')}   "
-                f"{r['n']:>8}{num(r['genre_fidelity'], 10, '.3f')}{num(r['genre_prob'], 10, '.3f')}"
-                f"{num(r['decade_acc'], 8, '.3f')}{num(r['rating_mean'], 8, '.2f')}")
+        r, i = e["real"], e.get("independent") or {}
+        return (f"{label:<24}{e['n']:>5}{num(e['genre_fidelity'], 10, '.3f')}{num(e['decade_acc'], 8, '.3f')}   "
+                f"{num(e['fid'], 26, '.1f')}{num(e['kid'], 24, '.4f')}{num(e['precision'], 6, '.2f')}"
+                f"{num(e['recall'], 6, '.2f')}"
+                + (f"   {num(i.get('fid'), 16, '.2f')}{num(i.get('precision'), 6, '.2f')}"
+                   f"{num(i.get('recall'), 6, '.2f')}" if free else "")
+                + f"{num(e['rating_mean'], 8, '.2f')}   {r['n']:>8}{num(r['genre_fidelity'], 10, '.3f')}"
+                f"{num(r['decade_acc'], 8, '.3f')}")
 
+    overall = report["overall"]
     lines = [head, "-" * len(head)]
     lines += [line(Condition.from_dict(c).label(), c) for c in report["conditions"]]
-    lines += ["-" * len(head), line("overall", report["overall"])]
+    lines += ["-" * len(head), line("overall", overall)]
     lines.append(f"fidelity: share of samples whose asked-for genre is in the classifier's top {TOP}; real: the "
                  f"same for real {report['real']['part']} posters of the condition (the ceiling a perfect generator "
-                 f"reaches). FID/KID{tag}: computed on {report['extractor']} features. rating: the mean IMDb rating "
-                 "the classifier predicts from the posters alone.")
-    note = missing_note(report["conditions"] + [report["overall"]])
+                 f"reaches). FID/KID{tag} and precision/recall: on {report['extractor']} features"
+                 + (f"; FD[{free}]: the Fréchet distance on features of a CNN trained from scratch on posters, with "
+                    "no ImageNet in it" if free else "; no feature space without ImageNet: the classifier run has no "
+                    "scratch CNN (train it with its baselines)")
+                 + ". rating: the mean IMDb rating the classifier predicts from the posters alone.")
+    effects = [f"{name} {overall[key]:.2f}" for name, key in (("condition effect", "condition_effect"),
+                                                               ("genre effect", "genre_effect"),
+                                                               ("decade effect", "decade_effect"))
+               if overall.get(key) is not None]
+    if effects:
+        lines.append(", ".join(effects) + " (rows of the same noise against columns of the same condition: "
+                                          "0 means the condition changes nothing)")
+    memo = report.get("memorisation")
+    if memo:
+        lines.append(f"memorised: {memo['share']:.1%} of the samples (real test posters: {memo['real_test_share']:.1%});"
+                     f" a poster counts as memorised when {memo['rule']}")
+    cas = report.get("cas")
+    if cas:
+        lines.append(f"CAS ({cas['recipe']}, {cas['n']} posters each, tested on {cas['n_test']} real test posters): "
+                     f"macro mAP {cas['generated']['macro_map']:.3f} trained on samples, {cas['real']['macro_map']:.3f} "
+                     f"on real posters (chance {cas['chance']['macro_map']:.3f}): ratio {cas['map_ratio']:.2f}, "
+                     f"{_shown(cas['map_ratio_above_chance'])} above chance; decade accuracy "
+                     f"{cas['generated']['decade_acc']:.3f} against {cas['real']['decade_acc']:.3f} "
+                     f"(chance {cas['chance']['decade_acc']:.3f}): ratio {_shown(cas['decade_ratio'])}")
+    note = missing_note(report["conditions"] + [overall])
     return "\n".join(lines + ([note] if note else []))
+
+
+def _shown(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"

@@ -1,5 +1,7 @@
-"""The generator part of a report, for a GAN or a diffusion run: how training went (grids over time,
-loss curves), and how its latest scored samples compare with real posters of the same condition.
+"""The generator part of a report, for any generator run (GAN, diffusion model, upsampler): how training
+went (grids over time, loss curves) and, for a generator of posters, how its latest scored samples
+compare with real posters: scores in both feature spaces, condition effects, memorisation (each
+sample closest to a training poster beside it), CAS, and samples beside real posters.
 """
 
 from __future__ import annotations
@@ -10,12 +12,10 @@ import numpy as np
 
 from lab.checkpoint import read_json
 from lab.data.poster_dataset import open_posters, open_run_posters
-from lab.diffusion.train import RUN_FILE as DIFFUSION_FILE
 from lab.errors import LabError
-from lab.gan.train import RUN_FILE as GAN_FILE
 from lab.generation.condition import Condition
-from lab.generation.run_info import read_info
 from lab.generation.samples import SAMPLES_FILE
+from lab.kinds import kind_of
 from lab.report import plots
 from lab.report.blocks import Figure, Gallery, Missing, Part, Row, Section, Table, Tile
 from lab.report.embed import file_uri, image_uri
@@ -29,28 +29,34 @@ SHOWN = 8  # samples and real posters per condition; most and least genre-like s
 POSTER_WIDTH = 96
 
 
-def generator_part(run_dir: Path, part_id: str = "gan", samples_dirs: tuple[Path, ...] = (),
+def generator_page(run_dir: Path, progress: bool = True) -> list[Part]:
+    """The page of a generator run of its own."""
+    return [generator_part(run_dir, progress=progress)]
+
+
+def generator_part(run_dir: Path, part_id: str | None = None, samples_dirs: tuple[Path, ...] = (),
                    classifier_run: Path | None = None, progress: bool = True) -> Part:
     """`samples_dirs`: folders of this run's samples outside RUN/samples (a demo keeps its own);
     `classifier_run`: named in the command that scores them."""
     run_dir = Path(run_dir)
     run = Run.open(run_dir)
-    # An unfinished run may lack its run file still; its options tell the trainer apart too.
-    diffusion = (run_dir / DIFFUSION_FILE).is_file() or "prediction" in run.options
-    run_file, trainer = (DIFFUSION_FILE, "diffusion") if diffusion else (GAN_FILE, "gan")
-    if diffusion:
-        title = "Conditional poster diffusion model"
-    else:
-        title = f"{'Unconditional' if run.options.get('conditional') is False else 'Conditional'} poster GAN"
+    kind = kind_of(run_dir)
+    part_id = part_id or kind.name
+    title = kind.title[0].upper() + kind.title[1:]
+    if run.options.get("conditional") is False:
+        title = title.replace("Conditional", "Unconditional")
     part = Part(part_id, title, str(run_dir))
     add = part.sections.append
-    resume = f"lab train-{trainer} --out {run_dir} --resume"
-    info = read_info(run_dir, run_file, trainer) if (run_dir / run_file).is_file() else None
+    resume = f"lab train-{kind.name} --out {run_dir} --resume"
+    run_file = run_dir / kind.run_file
+    info = read_json(run_file, "run file", f"resume it: {resume}") if run_file.is_file() else None
     add(_grids(run_dir, part_id, resume))
     add(_losses(run, part_id, resume))
     if info is None:
         add(Section(f"{part_id}-scores", "Scores of the samples", [Missing(
-            f"the trained generator ({run_file}): its training has not finished", resume)]))
+            f"the trained {kind.title} ({kind.run_file}): its training has not finished", resume)]))
+        return part
+    if kind.sampler is None:  # an upsampler: what it does shows in its grids
         return part
     folders = sorted({p.parent for p in run_dir.glob(f"samples/*/{SAMPLES_FILE}")} |
                      {Path(d) for d in samples_dirs if (Path(d) / SAMPLES_FILE).is_file()})
@@ -71,6 +77,7 @@ def generator_part(run_dir: Path, part_id: str = "gan", samples_dirs: tuple[Path
     scores = read_json(latest / SCORES_FILE, "scores file",
                        f"score the samples again with `lab score-samples {latest} --classifier CLASSIFIER_RUN`")
     add(_score_table(scores, latest, part_id))
+    add(_memorisation(run, scores, latest, part_id, progress))
     add(_samples_beside_real(run, scores, latest, part_id, progress))
     add(_most_and_least_genre_like(scores, latest, part_id))
     return part
@@ -101,9 +108,11 @@ def _losses(run: Run, part_id: str, resume: str) -> Section:
     def line(key):
         return steps, [r[key] for r in records]
 
-    if "loss" in records[0]:  # a diffusion run
-        panels = {"denoising loss (MSE of the prediction)": {"loss": line("loss")},
-                  "learning rate": {"lr": line("lr")}, "training posters/s": {"posters/s": line("posters_per_s")}}
+    if "loss" in records[0]:  # a diffusion run or an upsampler
+        panels = {"training loss": {"loss": line("loss")},
+                  "training posters/s": {"posters/s": line("posters_per_s")}}
+        if "lr" in records[0]:
+            panels["learning rate"] = {"lr": line("lr")}
     else:
         panels = {"hinge losses": {"D": line("d_loss"), "G": line("g_loss")},
                   "D's mean score": {"real posters": line("d_real"), "generated": line("d_fake")},
@@ -116,26 +125,77 @@ def _label(entry: dict) -> str:
     return Condition.from_dict(entry).label()
 
 
-def _score_table(scores: dict, folder: Path, part_id: str) -> Section:
-    tag = f"[{scores['extractor']}]"
+def _num(v, fmt):
+    return "-" if v is None else format(v, fmt)
 
-    def num(v, fmt):
-        return "-" if v is None else format(v, fmt)
+
+def _score_table(scores: dict, folder: Path, part_id: str) -> Section:
+    tag, free = f"[{scores['extractor']}]", scores.get("independent")
 
     def row(label, e):
-        r = e["real"]
-        return [label, str(e["n"]), num(e["genre_fidelity"], ".2f"), num(e["genre_prob"], ".2f"),
-                num(e["decade_acc"], ".2f"), num(e["fid"], ".1f"), num(e["kid"], ".3f"), num(e["precision"], ".2f"),
-                num(e["recall"], ".2f"), str(r["n"]), num(r["genre_fidelity"], ".2f"), num(r["genre_prob"], ".2f")]
+        r, i = e["real"], e.get("independent") or {}
+        return [label, str(e["n"]), _num(e["genre_fidelity"], ".2f"), _num(e["decade_acc"], ".2f"),
+                _num(e["fid"], ".1f"), _num(e["kid"], ".3f"), _num(e["precision"], ".2f"), _num(e["recall"], ".2f"),
+                *([_num(i.get("fid"), ".2f"), _num(i.get("precision"), ".2f"), _num(i.get("recall"), ".2f")]
+                  if free else []),
+                str(r["n"]), _num(r["genre_fidelity"], ".2f")]
 
-    columns = ["condition", "samples", "genre fidelity", "p(genre)", "decade acc.", f"FID{tag}", f"KID{tag}",
-               "precision", "recall", "real posters", "real: fidelity", "real: p(genre)"]
+    columns = ["condition", "samples", "genre fidelity", "decade acc.", f"FID{tag}", f"KID{tag}", "precision",
+               "recall", *([f"FD[{free}]", f"precision[{free}]", f"recall[{free}]"] if free else []),
+               "real posters", "real: fidelity"]
     rows = [row(_label(c), c) for c in scores["conditions"]] + [row("overall", scores["overall"])]
-    return Section(f"{part_id}-scores", "Scores of the latest samples", [Table(columns, rows, (
+    overall = scores["overall"]
+    blocks = [Table(columns, rows, (
         f"{folder / SCORES_FILE}, judged by {scores['classifier']}. Genre fidelity: share of samples whose "
         "asked-for genre is in the classifier's top 3; real: the same for real posters of the condition, the "
-        f"ceiling. FID/KID on {scores['extractor']} features: compare them only with each other. "
-        f"{missing_note(scores['conditions'] + [scores['overall']])}"))])
+        f"ceiling. FID/KID and precision/recall on {scores['extractor']} features"
+        + (f"; FD[{free}] on a CNN trained from scratch on posters, with no ImageNet in it" if free else "")
+        + f". {missing_note(scores['conditions'] + [overall])}"))]
+    effects = [[name, _num(overall.get(key), ".2f")] for name, key in (
+        ("condition effect", "condition_effect"), ("genre effect (same decade)", "genre_effect"),
+        ("decade effect (same genres)", "decade_effect"))]
+    cas = scores.get("cas")
+    if cas:
+        effects += [["CAS: macro mAP trained on samples / on real posters",
+                     f"{cas['generated']['macro_map']:.3f} / {cas['real']['macro_map']:.3f} (ratio "
+                     f"{cas['map_ratio']:.2f}; chance {cas['chance']['macro_map']:.3f})"],
+                    ["CAS: decade accuracy trained on samples / on real posters",
+                     f"{cas['generated']['decade_acc']:.3f} / {cas['real']['decade_acc']:.3f}"]]
+    blocks.append(Table(["figure", "value"], effects, (
+        "Condition effects: how much posters made from the same noise differ between conditions, against how much "
+        "one condition's posters differ between noises (0: the condition changes nothing). CAS: a small CNN "
+        "trained on the samples alone, tested on real test posters, against the same trained on as many real "
+        "posters.")))
+    return Section(f"{part_id}-scores", "Scores of the latest samples", blocks)
+
+
+def _memorisation(run: Run, scores: dict, folder: Path, part_id: str, progress: bool) -> Section:
+    section = Section(f"{part_id}-memorisation", "Has it memorised training posters?")
+    memo = scores.get("memorisation")
+    if not memo:
+        section.blocks.append(Missing("the memorisation check: the samples were scored without the generator "
+                                      "run's training posters", None))
+        return section
+    section.intro = (f"Memorised: {memo['share']:.1%} of the samples, against {memo['real_test_share']:.1%} of real "
+                     f"test posters that no generator saw. A poster counts as memorised when {memo['rule']}. The "
+                     "samples closest to a training poster, each beside it:")
+    summary = read_json(folder / SAMPLES_FILE, "samples file", "make the samples again with `lab sample`")
+    try:
+        posters = open_run_posters(run, tuple(summary["size"]), progress=progress)
+    except LabError as e:
+        section.blocks.append(Missing(f"the training posters to show ({e})", None))
+        return section
+    by_id = {i: k for k, i in enumerate(posters.table.posters["imdb_id"])}
+    tiles = []
+    for entry in memo["closest"]:
+        k = by_id.get(entry["nearest_train_id"])
+        tiles.append(Tile(file_uri(folder / entry["file"], POSTER_WIDTH), entry["file"],
+                          f"{entry['file']}\ncloseness {entry['closeness']:.2f} (below 1: memorised)"))
+        if k is not None:
+            title = posters.table.posters["title"].iloc[k]
+            tiles.append(Tile(image_uri(posters.images[k], POSTER_WIDTH), title, f"nearest training poster:\n{title}"))
+    section.blocks.append(Gallery("sample | its nearest training poster", tiles))
+    return section
 
 
 def _samples_beside_real(run: Run, scores: dict, folder: Path, part_id: str, progress: bool) -> Section:

@@ -1,0 +1,65 @@
+"""Generators side by side: one Markdown row per scored samples folder (`lab score-samples` wrote its scores.json).
+
+    python bench/compare_scores.py NAME=SAMPLES_DIR [NAME=SAMPLES_DIR ...] [--cas NAME=CAS_SAMPLES_DIR ...]
+
+Every figure of the overall row: FID/KID/precision/recall in the chosen feature space (the standard
+Inception where it is installed), FD/precision/recall in the scratch CNN's (no ImageNet in it), genre
+fidelity beside the real posters' ceiling, the condition effects, the memorised share beside real test
+posters', and, from a folder scored with --cas, the CAS ratios.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+
+def _pairs(values: list[str]) -> dict[str, Path]:
+    out = {}
+    for value in values:
+        name, sep, folder = value.partition("=")
+        if not sep:
+            raise SystemExit(f"error: {value!r} is not NAME=SAMPLES_DIR")
+        out[name] = Path(folder)
+    return out
+
+
+def _scores(folder: Path) -> dict:
+    path = folder / "scores.json"
+    if not path.is_file():
+        raise SystemExit(f"error: {path} is missing; score the folder with `lab score-samples {folder} --classifier RUN`")
+    return json.loads(path.read_text())
+
+
+def _num(value, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("folders", nargs="+", help="NAME=SAMPLES_DIR")
+    p.add_argument("--cas", nargs="*", default=[], help="NAME=SAMPLES_DIR scored with --cas")
+    args = p.parse_args()
+    folders, cas = _pairs(args.folders), _pairs(args.cas)
+    first = _scores(next(iter(folders.values())))
+    tag, free = first["extractor"], first.get("independent") or "-"
+    print(f"| generator | FID[{tag}] | KID | precision | recall | FD[{free}] | precision | recall | genre fidelity "
+          f"(real) | condition effect | genre effect | decade effect | memorised (real test) | CAS mAP ratio "
+          f"(above chance) | CAS decade ratio |")
+    print("| --- " * 15 + "|")
+    for name, folder in folders.items():
+        s = _scores(folder)
+        o, i = s["overall"], s["overall"].get("independent") or {}
+        memo = s.get("memorisation") or {}
+        c = _scores(cas[name])["cas"] if name in cas else None
+        print(f"| {name} | {_num(o['fid'], '.1f')} | {_num(o['kid'], '.3f')} | {_num(o['precision'], '.2f')} | "
+              f"{_num(o['recall'], '.2f')} | {_num(i.get('fid'), '.2f')} | {_num(i.get('precision'), '.2f')} | "
+              f"{_num(i.get('recall'), '.2f')} | {_num(o['genre_fidelity'], '.2f')} "
+              f"({_num(o['real']['genre_fidelity'], '.2f')}) | {_num(o.get('condition_effect'), '.2f')} | "
+              f"{_num(o.get('genre_effect'), '.2f')} | {_num(o.get('decade_effect'), '.2f')} | "
+              f"{_num(memo.get('share'), '.1%')} ({_num(memo.get('real_test_share'), '.1%')}) | "
+              + (f"{c['map_ratio']:.2f} ({_num(c['map_ratio_above_chance'], '.2f')}) | {_num(c['decade_ratio'], '.2f')} |"
+                 if c else "- | - |"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""The classifier's options (recipe keys and flags) and its run folder's name. Light: the CLI reads it for
+its help."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lab.errors import LabError
+from lab.options import DataOptions
+
+
+@dataclass
+class ClassifierOptions(DataOptions):
+    """`weights` names torchvision weights; "none" (or --no-pretrained) trains the backbone from scratch."""
+
+    size: str = "128x192"
+    backbone: str = "mobilenet_v2"
+    weights: str | None = "IMAGENET1K_V1"
+    # [epochs, share of backbone blocks trained, from the top]: heads first, then unfreeze progressively.
+    schedule: list = field(default_factory=lambda: [[2, 0.0], [2, 0.3], [4, 1.0]])
+    taps: list = field(default_factory=list)  # backbone blocks whose pooled outputs join the head's input
+    ema: float = 0.0  # decay of the weights' moving average that is evaluated and kept; 0: none
+    batch_size: int = 64  # over all processes
+    grad_accum: int = 1
+    lr: float = 1e-3  # heads
+    backbone_lr: float = 2e-4
+    weight_decay: float = 1e-4
+    warmup: float = 0.03  # share of all steps
+    decade_weight: float = 0.5
+    rating_weight: float = 0.5  # of the rating head's loss, where it trains in the loop; 0: no rating head
+    # Whether the rating head trains in the loop with the backbone, its Huber loss weighted by
+    # rating_weight. By default it does not: the loop trains genres and decade alone, and the rating head
+    # is then fitted to the kept weights' features in closed form (Huber ridge, strength chosen on
+    # validation), so it cannot cost them anything (RESULTS.md has what training it in the loop cost).
+    rating_trains_features: bool = False
+    rating_min_votes: int = 10  # a rating backed by fewer votes is left out of the rating's fit
+    label_dropout: float = 0.5  # chance that the rating head is not told a poster's genres (and, apart, its decade)
+    max_pos_weight: float = 10.0
+    patience: int = 3  # epochs without a better validation mAP before stopping
+    baselines: bool = True
+    checkpoint_every: int = 200  # batches
+    mixed_precision: str = "auto"  # bf16 where a GPU is, none on CPU
+    workers: int | None = None  # loader processes; None: what the machine has (lab.training.default_workers)
+    seed: int = 0
+    split_seed: int = 0
+
+    @property
+    def epochs(self) -> int:
+        return int(sum(e for e, _ in self.schedule))
+
+    def __post_init__(self):
+        if isinstance(self.weights, str) and self.weights.lower() in ("", "none"):
+            self.weights = None
+
+    def validate(self) -> None:
+        from lab.classifier.model import check_backbone
+        from lab.data.images import parse_size
+        parse_size(self.size)
+        if not self.schedule or not all(isinstance(stage, list) and len(stage) == 2 and isinstance(stage[0], int)
+                                        and stage[0] >= 0 and isinstance(stage[1], (int, float))
+                                        and 0 <= stage[1] <= 1 for stage in self.schedule) or not self.epochs:
+            raise LabError(f"schedule must be [[epochs, share of backbone trained 0-1], ...] with at least one "
+                           f"epoch, not {self.schedule}")
+        for name in ("batch_size", "grad_accum", "patience", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise LabError(f"{name} must be at least 1, not {getattr(self, name)}")
+        for name in ("lr", "backbone_lr"):
+            if not getattr(self, name) > 0:
+                raise LabError(f"{name} must be above 0, not {getattr(self, name)}")
+        for name in ("ema", "label_dropout", "warmup"):
+            if not 0 <= getattr(self, name) < 1:
+                raise LabError(f"{name} must be at least 0 and below 1, not {getattr(self, name)}")
+        if self.workers is not None and self.workers < 0:
+            raise LabError(f"workers must be 0 or more, not {self.workers}")
+        check_backbone(self.backbone, self.weights)
+
+    def trained_share(self, epoch: int) -> float:
+        for epochs, share in self.schedule:
+            if epoch < epochs:
+                return float(share)
+            epoch -= epochs
+        return float(self.schedule[-1][1])
+
+
+def folder_name(opts: ClassifierOptions) -> str:
+    return "classifier"

@@ -1,0 +1,166 @@
+"""`sample` and `sample_to_folder`: posters from any generator run, streamed in batches.
+
+A generator kind supplies a `Renderer` (its run file, the shape of one poster's noise, and a
+function from noise and conditions to uint8 posters); everything else is shared here: which
+conditions to make and how many of each, the noise (seeded, drawn batch by batch so that `-n` is
+bounded by disk, not memory), an optional upsampler, and writing the samples folder.
+
+Two plans: every asked-for genre with every asked-for decade, n posters each, the same noises for
+every condition (so the rows of a grid differ only by what was asked for); or `like_training`, n
+posters whose conditions are drawn from the training posters' own genres and decades, each with
+noise of its own (what a Classification Accuracy Score trains on).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from lab.errors import LabError
+from lab.generation.condition import Condition, condition_tensors, parse_conditions
+from lab.generation.run_info import training_conditions
+from lab.generation.samples import SamplesWriter, default_samples_dir
+from lab.kinds import kind_of
+from lab.training import inference_device
+
+BATCH = 64
+
+
+@dataclass
+class Renderer:
+    """What a generator run gives sampling."""
+
+    info: dict  # its run file
+    noise_shape: tuple[int, ...]  # of one poster's noise
+    render: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], np.ndarray]  # (noise, genres, decades) -> uint8
+    conditional: bool
+    summary: dict = field(default_factory=dict)  # checkpoint, step and the kind's own settings, for samples.json
+
+
+@dataclass
+class Samples:
+    """Posters in memory: uint8 (N, H, W, 3) and the condition each was asked for."""
+
+    images: np.ndarray
+    conditions: list[Condition]
+    summary: dict
+
+
+def load_renderer(run_dir: Path, **settings) -> Renderer:
+    """The renderer of a generator run, by its kind; `settings` are the kind's own (diffusion: steps,
+    guidance, sampler), and one it has not is a one-line error."""
+    kind = kind_of(run_dir)
+    if kind.sampler is None:
+        raise LabError(f"{run_dir} is a {kind.name} run, not a generator run; give a run of "
+                       "`lab train-gan` or `lab train-diffusion`")
+    return kind.load("sampler")(Path(run_dir), **settings)
+
+
+def plan(renderer: Renderer, run_dir: Path, genres: list[str] | None, decades: list[str] | None, n: int,
+         seed: int, like_training: bool) -> tuple[list[tuple[Condition, int]], bool]:
+    """[(condition, how many)] in order, and whether every condition gets the same noises."""
+    if n < 1:
+        raise LabError("-n must be at least 1")
+    info = renderer.info
+    if like_training:
+        if genres or decades:
+            raise LabError("--like-training draws genres and decades from the training posters; leave out "
+                           "--genre and --decade")
+        drawn = training_conditions(run_dir, info, n, seed)
+        counts: dict[Condition, int] = {}
+        for c in drawn:
+            counts[c] = counts.get(c, 0) + 1
+        return sorted(counts.items(), key=lambda item: (item[0].decade, item[0].genres)), False
+    flt = info["filter"]
+    conditions = parse_conditions(genres or flt["genres"], decades or [str(d) for d in flt["decades"]],
+                                  info["genres_seen"], info["decades_seen"])
+    # An unconditional generator ignores the condition, so there each condition draws noise of its own,
+    # or its conditions would repeat the same posters (and score as a set of duplicates).
+    return [(c, n) for c in conditions], renderer.conditional
+
+
+def stream(renderer: Renderer, conditions: list[tuple[Condition, int]], seed: int, same_noise: bool,
+           mix: bool, enlarge: Callable[[np.ndarray], np.ndarray] | None = None,
+           batch_size: int = BATCH) -> Iterator[tuple[list[Condition], list[int], np.ndarray]]:
+    """Batches of (conditions, index of each poster within its condition, uint8 posters).
+
+    With the same noises for every condition, each condition's noise is drawn afresh from `seed`;
+    otherwise the noise runs on from one generator through the plan. With `mix`, batches fill up
+    across conditions (a plan of many small conditions); without, a batch stops where its condition does.
+    """
+    device = inference_device()
+    info = renderer.info
+    rows = [(c, index) for c, count in conditions for index in range(count)]
+    noise_source = torch.Generator().manual_seed(seed)
+    start = 0
+    while start < len(rows):
+        end = min(start + batch_size, len(rows))
+        condition, first = rows[start]
+        if not mix:
+            end = min(end, start + next(count for c, count in conditions if c == condition) - first)
+        if same_noise and first == 0:
+            noise_source = torch.Generator().manual_seed(seed)
+        batch = rows[start:end]
+        noise = torch.randn(len(batch), *renderer.noise_shape, generator=noise_source).to(device)
+        y, d = condition_tensors([c for c, _ in batch], info["genres"], info["decades"], device)
+        images = renderer.render(noise, y, d)
+        if enlarge is not None:
+            images = enlarge(images)
+        yield [c for c, _ in batch], [index for _, index in batch], images
+        start = end
+
+
+def sample(run_dir: Path, genres: list[str] | None = None, decades: list[str] | None = None, n: int = 16,
+           seed: int = 0, *, like_training: bool = False, upsampler: Path | None = None, progress: bool = False,
+           **settings) -> Samples:
+    """Posters in memory (see the module's docstring for the two plans); `settings` go to the renderer."""
+    renderer, enlarge, summary = _prepare(run_dir, seed, upsampler, settings)
+    conditions, same_noise = plan(renderer, run_dir, genres, decades, n, seed, like_training)
+    images, asked = [], []
+    with tqdm(total=sum(c for _, c in conditions), desc="sampling", unit="poster", disable=not progress) as bar:
+        for batch_conditions, _, batch in stream(renderer, conditions, seed, same_noise, like_training, enlarge):
+            images.append(batch)
+            asked += batch_conditions
+            bar.update(len(batch))
+    return Samples(np.concatenate(images), asked, {**summary, "same_noise": same_noise})
+
+
+def sample_to_folder(run_dir: Path, genres: list[str] | None = None, decades: list[str] | None = None,
+                     n: int = 16, seed: int = 0, out: Path | None = None, *, like_training: bool = False,
+                     upsampler: Path | None = None, progress: bool = False, **settings) -> tuple[Path, dict]:
+    """The samples folder (`lab sample`): PNGs written as they are made, grid.png and samples.json; returns the
+    folder and what samples.json holds. The same seed and settings give the same PNGs."""
+    run_dir = Path(run_dir)
+    renderer, enlarge, summary = _prepare(run_dir, seed, upsampler, settings)
+    conditions, same_noise = plan(renderer, run_dir, genres, decades, n, seed, like_training)
+    if out is None:
+        out = default_samples_dir(run_dir, [c for c, _ in conditions] if not like_training else [], seed)
+    width, height = renderer.info["size"]
+    scale = 2 if enlarge is not None else 1
+    summary = {**summary, "size": [width * scale, height * scale], "same_noise": same_noise,
+               "like_training": like_training}
+    writer = SamplesWriter(Path(out), conditions, summary)
+    with tqdm(total=writer.total, desc="sampling", unit="poster", disable=not progress) as bar:
+        for batch_conditions, indices, batch in stream(renderer, conditions, seed, same_noise, like_training, enlarge):
+            for condition, index, image in zip(batch_conditions, indices, batch):
+                writer.add(condition, index, image)
+            bar.update(len(batch))
+    return Path(out), writer.close()
+
+
+def _prepare(run_dir: Path, seed: int, upsampler: Path | None, settings: dict):
+    renderer = load_renderer(run_dir, **settings)
+    enlarge, enlarged = None, {}
+    if upsampler is not None:
+        kind = kind_of(upsampler)
+        if kind.enlarger is None:
+            raise LabError(f"--upsampler {upsampler} is a {kind.title} run, not an upsampler run")
+        enlarge, enlarged = kind.load("enlarger")(Path(upsampler), tuple(renderer.info["size"]))
+    summary = {"run": str(Path(run_dir).resolve()), **renderer.summary, "seed": seed,
+               "conditional": renderer.conditional, "size": renderer.info["size"], **enlarged}
+    return renderer, enlarge, summary
