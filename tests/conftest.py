@@ -120,14 +120,22 @@ def synthetic(tmp_path_factory):
 
 
 def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    """`lab ARGV` in this process: its exit status, stdout and stderr."""
+    """`lab ARGV` in this process: its exit status, stdout and stderr. The suite's one in-process runner."""
     try:
-        main(list(argv))
+        main([str(a) for a in argv])
         code = 0
     except SystemExit as e:
         code = e.code or 0
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+def lab_ok(*argv) -> None:
+    """`lab ARGV` in this process, which must succeed: for fixtures that need what it makes, not what it says."""
+    try:
+        main([str(a) for a in argv])
+    except SystemExit as e:
+        assert e.code in (0, None), f"lab {' '.join(map(str, argv))} exited {e.code}"
 
 
 def start_and_kill(args: list[str], state: Path, env: dict | None = None) -> None:

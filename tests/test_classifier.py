@@ -11,14 +11,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import SHARED, start_and_kill
+from conftest import SHARED, lab_ok, run_cli, start_and_kill
 from lab.checkpoint import load_state
 from lab.classifier.augment import augment_posters
 from lab.classifier.metrics import (average_precision, decade_metrics, f1_scores, macro_map, micro_map, ranks,
                                     rating_metrics, roc_auc, seven_genre_accuracy, spearman, top3_hit,
                                     tune_rating_threshold, tune_thresholds)
 from lab.classifier.model import GenreClassifier, genre_loss
-from lab.cli import main
 from lab.data.synthetic import make_synthetic_posters
 from lab.errors import LabError
 
@@ -172,20 +171,13 @@ def test_missing_weights_is_a_one_line_error(tmp_path, monkeypatch):
 
 # ---- training, evaluation, prediction, resume ----
 
-def run_cli(*argv):
-    try:
-        main([str(a) for a in argv])
-    except SystemExit as e:
-        assert not e.code, f"lab {' '.join(map(str, argv))} exited {e.code}"
-
-
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     data = make_synthetic_posters(tmp_path_factory.mktemp("cls") / "posters", 240, seed=5)
     out = tmp_path_factory.mktemp("runs") / "run"
     os.environ["TORCH_HOME"] = str(TORCH_HOME)
     # The full recipe as users run it (tapped blocks, moving average), shrunk by flags that win over it.
-    run_cli("train-classifier", "--data", data, "--out", out, "--recipe", RECIPES / "classifier-full.toml",
+    lab_ok("train-classifier", "--data", data, "--out", out, "--recipe", RECIPES / "classifier-full.toml",
             "--size", "64x96", "--schedule", "1:0,2:0.5,2:1", "--batch-size", "32", "--seed", "0")
     return data, out
 
@@ -193,7 +185,7 @@ def trained_run(tmp_path_factory):
 def test_tiny_classifier_learns_synthetic_genres_well_above_chance(trained_run, capsys):
     data, out = trained_run
     capsys.readouterr()
-    run_cli("evaluate", out)
+    lab_ok("evaluate", out)
     printed = capsys.readouterr().out
     report = json.loads((out / "evaluation-test.json").read_text())
     for key in ("macro_map", "micro_map", "top3_hit", "acc7", "decade_acc", "decade_mae_years", "per_genre_ap",
@@ -210,7 +202,7 @@ def test_tiny_classifier_learns_synthetic_genres_well_above_chance(trained_run, 
 def test_evaluate_on_another_dataset_keeps_the_test_evaluation(trained_run, tmp_path, capsys):
     data, out = trained_run
     other = make_synthetic_posters(tmp_path / "other", 60, seed=99)
-    run_cli("evaluate", out, "--data", other)
+    lab_ok("evaluate", out, "--data", other)
     written = [p.name for p in out.glob("evaluation-*.json")]
     assert "evaluation-test.json" in written and any(n.startswith("evaluation-other-") for n in written)
     report = json.loads(next(out.glob("evaluation-other-*.json")).read_text())
@@ -220,11 +212,11 @@ def test_evaluate_on_another_dataset_keeps_the_test_evaluation(trained_run, tmp_
 def test_predict_prints_top_genres_decade_and_rating(trained_run, capsys):
     data, out = trained_run
     capsys.readouterr()
-    run_cli("predict", out, data / "images" / "syn00003.jpg", "--top", "2")
+    lab_ok("predict", out, data / "images" / "syn00003.jpg", "--top", "2")
     line = capsys.readouterr().out.strip()
     assert line.startswith(str(data / "images" / "syn00003.jpg")) and line.count("%") == 2
     assert re.search(r"\d0s   rating \d+\.\d\d$", line)
-    run_cli("predict", out, data / "images" / "syn00003.jpg", "--json")
+    lab_ok("predict", out, data / "images" / "syn00003.jpg", "--json")
     result = json.loads(capsys.readouterr().out)[0]
     assert len(result["genres"]) == 6 and result["decade"] in (1950, 1970, 1990, 2010)
     assert 1 <= result["rating"] <= 10
@@ -250,19 +242,18 @@ def test_predict_ranks_designs_for_a_known_film(trained_run, tmp_path, capsys):
     data, out = trained_run
     bare, gold = _gold_bar_pair(data, tmp_path)
     capsys.readouterr()
-    run_cli("predict", out, bare, gold, "--genre", "horror", "--year", "1975")
+    lab_ok("predict", out, bare, gold, "--genre", "horror", "--year", "1975")
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0] == "ranked by the rating predicted for a horror 1975 film:"
     assert lines[1].startswith(f"1. {gold}") and lines[2].startswith(f"2. {bare}")
-    run_cli("predict", out, bare, "--json", "--genre", "Horror")
+    lab_ok("predict", out, bare, "--json", "--genre", "Horror")
     told = json.loads(capsys.readouterr().out)[0]["rating"]
-    run_cli("predict", out, bare, "--json")
+    lab_ok("predict", out, bare, "--json")
     alone = json.loads(capsys.readouterr().out)[0]["rating"]
     assert told != alone  # the genre reaches the rating head
     for bad, says in ((["--year", "1890"], "knows the decades"), (["--genre", "Opera"], "unknown genre")):
-        with pytest.raises(SystemExit) as e:
-            main(["predict", str(out), str(bare), *bad])
-        assert e.value.code == 2 and says in capsys.readouterr().err
+        code, _, err = run_cli(capsys, "predict", out, bare, *bad)
+        assert code == 2 and says in err
 
 
 def test_rating_head_learns_what_the_poster_adds_to_its_labels(trained_run, tmp_path):
@@ -271,7 +262,7 @@ def test_rating_head_learns_what_the_poster_adds_to_its_labels(trained_run, tmp_
     Judged on 300 new posters: the run's 24 test posters are too few for steady rank correlations."""
     _, out = trained_run
     other = make_synthetic_posters(tmp_path / "other", 300, seed=77)
-    run_cli("evaluate", out, "--data", other, "--out", tmp_path / "evaluation.json")
+    lab_ok("evaluate", out, "--data", other, "--out", tmp_path / "evaluation.json")
     report = json.loads((tmp_path / "evaluation.json").read_text())
     baselines = report["baselines"]
     rated = [r for r in csv.DictReader(open(other / "metadata.csv")) if r["rating"]]
@@ -299,7 +290,7 @@ def test_rating_head_leaves_genres_and_decade_as_they_are_without_it(trained_run
     weights = {}
     for name, text in recipes.items():
         (tmp_path / f"{name}.toml").write_text(text)
-        run_cli("train-classifier", "--data", data, "--out", tmp_path / name, "--recipe", tmp_path / f"{name}.toml",
+        lab_ok("train-classifier", "--data", data, "--out", tmp_path / name, "--recipe", tmp_path / f"{name}.toml",
                 "--size", "64x96", "--schedule", "1:0,2:0.5,2:1", "--batch-size", "32", "--seed", "0",
                 "--no-baselines")
         weights[name] = load_file(tmp_path / name / "checkpoints" / "best.safetensors")

@@ -1,7 +1,9 @@
 import json
 import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -59,12 +61,16 @@ def test_user_mistakes_are_one_line_errors(capsys, real_subset, tmp_path, args, 
 
 
 def test_installed_console_script_runs(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "lab.cli", "data", "synthetic", str(tmp_path / "s"), "-n", "12"],
-                            capture_output=True, text=True)
+    """The `lab` entry point that pip installed beside this interpreter, not `python -m lab.cli`."""
+    script = shutil.which("lab", path=str(Path(sys.executable).parent))
+    assert script, f"no `lab` console script beside {sys.executable}: install the project with pip"
+    result = subprocess.run([script, "data", "synthetic", str(tmp_path / "s"), "-n", "12"], capture_output=True,
+                            text=True)
     assert result.returncode == 0, result.stderr
-    result = subprocess.run([sys.executable, "-m", "lab.cli", "data", "check", str(tmp_path / "s")],
-                            capture_output=True, text=True)
+    result = subprocess.run([script, "data", "check", str(tmp_path / "s")], capture_output=True, text=True)
     assert result.returncode == 0 and "12 posters" in result.stdout
+    result = subprocess.run([script, "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith("lab ")
 
 
 def test_data_import_cli_kaggle(capsys, dirty_dataset, tmp_path):

@@ -2,6 +2,7 @@ import csv
 import json
 import multiprocessing
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -190,6 +191,35 @@ def test_two_processes_building_the_cache_at_once_agree(tmp_path):
     # Only this test's own folders: other tests may leave a killed run's temporaries beside it.
     assert not list(tmp_path.glob("**/*.tmp*"))
     assert not list(Path(os.environ["LAB_CACHE"]).glob("**/*.tmp*"))
+
+
+def test_a_cache_build_held_by_another_process_is_waited_for_with_a_message_and_a_timeout(tmp_path, monkeypatch,
+                                                                                         caplog):
+    from lab.data import cache
+    folder = make_synthetic_posters(tmp_path / "d", 12, seed=5)
+    table = read_dataset(folder)
+    lock_path = cache.cache_root() / f"posters-{cache.dataset_fingerprint(table)[:20]}-32x48.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setattr(cache, "LOCK_TIMEOUT", 1)
+    ctx = multiprocessing.get_context("spawn")
+    held = ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(str(lock_path), held, 4))
+    holder.start()
+    try:
+        assert held.wait(60)
+        with pytest.raises(LabError, match="another process has been building the image cache"):
+            load_image_cache(table, (32, 48), progress=False)
+        assert "waiting for another process building the image cache" in caplog.text
+    finally:
+        holder.join()
+    assert load_image_cache(table, (32, 48), progress=False).images.shape == (12, 48, 32, 3)  # once it is free
+
+
+def _hold_lock(path, held, seconds):
+    from filelock import FileLock
+    with FileLock(path):
+        held.set()
+        time.sleep(seconds)
 
 
 def test_synthetic_is_deterministic_and_depends_on_genre_and_decade(tmp_path):

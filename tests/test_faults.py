@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import run_cli
 from lab.checkpoint import load_state, load_weights, save_json, save_weights
-from lab.cli import main
 from lab.data.download import refusal
 from lab.data.importer import Columns, import_dataset
 from lab.data.metadata import read_dataset
@@ -38,16 +38,6 @@ from lab.runs import Run
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(size="32x48", channels=8, z_dim=16, batch_size=16, grid_every=5, checkpoint_every=5, log_every=5)
-
-
-def run_cli(capsys, *argv):
-    try:
-        main([str(a) for a in argv])
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def one_line_error(code, err, *words):
@@ -405,3 +395,18 @@ def test_kill_fuzz_three_kills_resume_cleanly_to_the_uninterrupted_result(tmp_pa
     assert tally["clean_resumes"] == tally["resumes"], tally
     assert tally["equal_finals"] == tally["runs_finished"] >= 1 and tally["checkpoints_unreadable"] == 0, tally
     assert not tally["failures"] and not tally["differences"], tally
+
+
+def test_a_classifiers_damaged_weights_fall_back_to_its_state(tmp_path, caplog):
+    """The classifier keeps its last weights in state.pt as "model": they stand in for both damaged files."""
+    from lab.checkpoint import STATE_FILE, save_state
+    from lab.classifier.model import GenreClassifier
+    torch.manual_seed(0)
+    model = GenreClassifier("cnn4", 4, 3)
+    folder = tmp_path / "checkpoints"
+    save_state({"model": model.state_dict(), "step": 7}, folder / STATE_FILE)
+    (folder / "last.safetensors").write_bytes(b"torn")
+    other = GenreClassifier("cnn4", 4, 3)
+    assert load_weights(other, folder / "last.safetensors") == {"step": "7"}
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), other.state_dict().values()))
+    assert "using" in caplog.text and STATE_FILE in caplog.text

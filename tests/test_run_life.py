@@ -70,7 +70,7 @@ def test_lab_runs_tells_finished_failed_interrupted_and_running_runs_apart(capsy
     start_and_kill(args, root / "killed" / "checkpoints" / "state.pt")
     # Running: another process holds the run's lock.
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from lab.runs import Run; "
-                               f"Run.create(sys.argv[1], '', {{}}, resume=True); print('held', flush=True); "
+                               "Run.create(sys.argv[1], '', {}, resume=True); print('held', flush=True); "
                                "time.sleep(60)", str(root / "killed")], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"

@@ -9,8 +9,7 @@ import torch
 from PIL import Image, ImageFilter
 from torch_fidelity.metric_prc import prc_features_to_metric
 
-from conftest import POSTERS, SHARED, copy_real_subset
-from lab.cli import main
+from conftest import POSTERS, SHARED, copy_real_subset, lab_ok, run_cli
 from lab.data.filters import PosterFilter
 from lab.data.images import decode_poster
 from lab.data.poster_dataset import open_posters
@@ -181,23 +180,16 @@ def lab_runs(tmp_path_factory):
     for args in (["train-gan", "--size", "32x48", "--channels", "8", "--steps", "10", "--batch-size", "16"],
                  ["train-classifier", "--size", "32x48", "--schedule", "2:0", "--no-baselines"]):
         name = "gan" if args[0] == "train-gan" else "classifier"
-        _lab(*args, "--data", str(data), "--out", str(root / name))
+        lab_ok(*args, "--data", str(data), "--out", str(root / name))
     samples, _ = sample_to_folder(root / "gan", ["Horror", "Comedy"], ["1950", "2010"], 6, 0, root / "samples")
     mp.undo()
     return root, samples
 
 
-def _lab(*argv):
-    try:
-        main(list(argv))
-    except SystemExit as e:
-        assert e.code in (0, None), argv
-
-
 def test_score_samples_writes_the_contract_and_the_real_ceiling(lab_runs, capsys):
     root, samples = lab_runs
     capsys.readouterr()
-    _lab("score-samples", str(samples), "--classifier", str(root / "classifier"), "--extractor", "mobilenet_v2")
+    lab_ok("score-samples", str(samples), "--classifier", str(root / "classifier"), "--extractor", "mobilenet_v2")
     out = capsys.readouterr().out
     assert "FID[mobilenet_v2]" in out and "KID[mobilenet_v2]" in out and "Horror, 1950s" in out
     # 6 samples a condition are too few for precision/recall: the table says why they are missing.
@@ -240,12 +232,8 @@ def test_score_samples_errors_are_one_clear_line(lab_runs, tmp_path, capsys):
 
     def error(folder, run=classifier):
         capsys.readouterr()
-        try:
-            main(["score-samples", str(folder), "--classifier", run])
-        except SystemExit as e:
-            assert e.code == 2
-        err = capsys.readouterr().err
-        assert err.count("\n") == 1 and err.startswith("error: ")
+        code, _, err = run_cli(capsys, "score-samples", folder, "--classifier", run)
+        assert code == 2 and err.count("\n") == 1 and err.startswith("error: ")
         return err
 
     (tmp_path / "empty").mkdir()
@@ -263,7 +251,7 @@ def test_score_samples_errors_are_one_clear_line(lab_runs, tmp_path, capsys):
 
     other = make_synthetic_posters(tmp_path / "westerns", 120, seed=1, size=(32, 48),
                                    genres=("Western", "War", "Musical"))
-    _lab("train-classifier", "--data", str(other), "--size", "32x48", "--schedule", "1:0", "--no-baselines",
+    lab_ok("train-classifier", "--data", str(other), "--size", "32x48", "--schedule", "1:0", "--no-baselines",
          "--out", str(tmp_path / "other-classifier"))
     assert "cannot judge Horror" in error(samples, str(tmp_path / "other-classifier"))
     assert "not a run folder" in error(samples, str(tmp_path / "nowhere"))
@@ -275,7 +263,7 @@ def _tiny_demo(tmp_path, posters: int, steps: int, batch: int, n: int) -> Path:
     (tmp_path / "clf.toml").write_text('size = "32x48"\nschedule = [[1, 0.0]]\nbaselines = false\n')
     (tmp_path / "gan.toml").write_text(f'size = "32x48"\nchannels = 8\nz_dim = 16\nsteps = {steps}\n'
                                        f'batch_size = {batch}\n')
-    _lab("demo", "--data", str(data), "--out", str(tmp_path / "demo"), "-n", str(n),
+    lab_ok("demo", "--data", str(data), "--out", str(tmp_path / "demo"), "-n", str(n),
          "--classifier-recipe", str(tmp_path / "clf.toml"), "--generator-recipe", str(tmp_path / "gan.toml"))
     return tmp_path / "demo"
 
