@@ -45,7 +45,8 @@ RecipeOpt = Annotated[Optional[Path], typer.Option(
     "--recipe", help="TOML file of options (`lab recipes` lists the shipped ones; docs/recipes.md explains every "
                      "key); options given as flags win over it.")]
 ResumeOpt = Annotated[bool, typer.Option(
-    "--resume", help="Continue the interrupted run in --out from its last checkpoint, with its own options.")]
+    "--resume", help="Continue the interrupted run in --out from its last checkpoint, with its own options "
+                     "(give no other option with it).")]
 RunArg = Annotated[Path, typer.Argument(help="A run folder (runs/NNNNN-...).")]
 DeviceOpt = Annotated[str, typer.Option(
     "--device", help="Where to compute: auto (cuda, else mps, else cpu), cpu, cuda or mps.")]
@@ -163,13 +164,6 @@ def data_synthetic(
     typer.echo(f"wrote {n} synthetic posters to {out}")
 
 
-RecipeOpt = Annotated[Optional[Path], typer.Option(
-    "--recipe", help="TOML file of options (see recipes/); options given as flags win over it.")]
-ResumeOpt = Annotated[bool, typer.Option(
-    "--resume", help="Continue the interrupted run in --out from its last checkpoint, with its own options.")]
-RunArg = Annotated[Path, typer.Argument(help="A run folder (runs/NNNNN-...).")]
-
-
 def _train(kind: str, recipe: Optional[Path], flags: dict, out: Optional[Path], resume: bool, device: str,
            log_with: Optional[str]) -> None:
     """Every train-* verb: checks, then the run folder, the run, and what to do with it next."""
@@ -177,7 +171,12 @@ def _train(kind: str, recipe: Optional[Path], flags: dict, out: Optional[Path], 
     from lab.training import use_device, use_tracker
     use_device(device)
     use_tracker(log_with)
-    if not resume:
+    if resume:  # a silently ignored option would train another run than the user asked for
+        given = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v not in (None, [], ())]
+        if given or recipe:
+            raise LabError(f"--resume continues the run in {out} with its own options (its options.json); leave out "
+                           f"{', '.join(given + (['--recipe'] if recipe else []))}")
+    else:
         flags = {**flags, "data": str(flags["data"]) if flags.get("data") else None}
     opts, run = start_run(kind, recipe=recipe, flags=flags, out=out, resume=resume)
     typer.echo(f"run folder: {run.path}")
@@ -560,7 +559,7 @@ def demo(
     classifier_recipe: Annotated[Optional[Path], typer.Option(
         "--classifier-recipe", help="Classifier recipe (default: the shipped classifier-quick).")] = None,
     generator_recipe: Annotated[Optional[Path], typer.Option(
-        "--generator-recipe", help="Generator recipe (default: the shipped gan-quick or diffusion-quick).")] = None,
+        "--generator-recipe", help="Generator recipe (default: the shipped gan-demo or diffusion-quick).")] = None,
     no_pretrained: Annotated[bool, typer.Option(
         "--no-pretrained", help="Train the classifier's backbone from scratch (no ImageNet weights needed).")] = False,
     device: DeviceOpt = "auto",

@@ -3,16 +3,14 @@
 refuses what the disk cannot hold, and the small verbs (--version, recipes, predict)."""
 
 import json
-import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import SHARED, run_cli, start_and_kill
+from conftest import run_cli, start_and_kill
 from lab.catalog import list_runs
 from lab.launch import train
 from lab.runs import Run
@@ -58,6 +56,7 @@ def test_a_run_whose_images_all_fail_to_decode_leaves_no_folder(capsys, tmp_path
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_lab_runs_tells_finished_failed_interrupted_and_running_runs_apart(capsys, synthetic, tiny_gan, tmp_path):
     root = tiny_gan.parent
     # Failed after it started: D "wins" at step 3, after steps 1 and 2 were logged and checkpointed.
@@ -89,12 +88,18 @@ def test_lab_runs_tells_finished_failed_interrupted_and_running_runs_apart(capsy
     assert {r.path.name: r.status for r in list_runs(root)}["failed"] == "interrupted"
 
 
+@pytest.mark.slow
 def test_training_returns_with_its_lock_released(synthetic, tiny_gan):
     # The same process may resume it (finished: nothing to do), another may open and train from it.
     result = subprocess.run([sys.executable, "-m", "lab.cli", "train-gan", "--out", str(tiny_gan), "--resume"],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "finished training" in result.stderr
     assert not Run(tiny_gan).is_locked_elsewhere()
+
+
+def test_resume_refuses_options_it_would_ignore(capsys, tiny_gan):
+    code, _, err = run_cli(capsys, "train-gan", "--out", str(tiny_gan), "--resume", "--steps", "9", "--lr-g", "1e-3")
+    assert code == 2 and "leave out --steps, --lr-g" in err and len(err.strip().splitlines()) == 1
 
 
 def test_metrics_also_go_to_tensorboard_through_accelerate(capsys, synthetic, tmp_path):
@@ -174,26 +179,3 @@ def test_a_device_that_is_not_there_is_a_one_line_error(capsys, tiny_gan):
     assert code == 2 and "no CUDA device" in err and err.count("\n") == 1
     code, _, err = run_cli(capsys, "sample", str(tiny_gan), "--device", "tpu")
     assert code == 2 and "--device must be one of auto, cpu, cuda, mps" in err
-
-
-@pytest.mark.slow
-def test_an_interrupted_demo_resumes_where_it_stopped(capsys, tmp_path):
-    from lab.data.synthetic import make_synthetic_posters
-    data = make_synthetic_posters(tmp_path / "posters", 240, seed=0)
-    os.environ.setdefault("TORCH_HOME", str(SHARED / "torch-home"))
-    args = ["demo", "--data", str(data), "--classifier-recipe", "classifier-tiny", "--generator-recipe", "gan-tiny",
-            "-n", "4", "--out", str(tmp_path / "demo")]
-    code, _, err = run_cli(capsys, *args)
-    assert code == 0, err
-    demo = tmp_path / "demo"
-    classifier_metrics = (demo / "classifier" / "metrics.jsonl").read_bytes()
-    for gone in ("headline.json", "finished.json", "gan/finished.json", "gan/gan.json"):  # stopped mid-way
-        (demo / gone).unlink()
-    import shutil
-    shutil.rmtree(demo / "samples")
-    time.sleep(1)
-    code, out, err = run_cli(capsys, "demo", "--resume", "--out", str(demo))
-    assert code == 0, err
-    assert (demo / "classifier" / "metrics.jsonl").read_bytes() == classifier_metrics  # not trained again
-    assert "training the poster genre classifier" not in out and "training the conditional poster GAN" in out
-    assert (demo / "headline.json").is_file()
