@@ -146,3 +146,14 @@ def start_and_kill(args: list[str], state: Path, env: dict | None = None) -> Non
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+
+
+# Fixtures that train a run or read real posters through a network: every test using one is `slow`, so that
+# `pytest -m "not slow"` is a quick inner loop. CI runs everything.
+HEAVY_FIXTURES = {"trained", "trained_run", "half_run", "demo", "real_lab", "lab_runs", "real_pixels", "horror_2000s"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if HEAVY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -130,6 +130,7 @@ def test_progressive_unfreezing_trains_top_blocks_only():
     assert all(p.requires_grad for p in model.genre_head.parameters())
 
 
+@pytest.mark.slow
 def test_tapped_blocks_join_the_pooled_features():
     model = GenreClassifier("mobilenet_v2", 5, 3, weights=None, taps=(6, 13)).eval()
     # MobileNetV2's blocks 6 and 13 end with 32 and 96 channels; the last features are 1280 wide.
@@ -199,6 +200,7 @@ def test_tiny_classifier_learns_synthetic_genres_well_above_chance(trained_run, 
         [1, 2, 3, 4, 5]
 
 
+@pytest.mark.slow
 def test_evaluate_on_another_dataset_keeps_the_test_evaluation(trained_run, tmp_path, capsys):
     data, out = trained_run
     other = make_synthetic_posters(tmp_path / "other", 60, seed=99)
@@ -209,6 +211,7 @@ def test_evaluate_on_another_dataset_keeps_the_test_evaluation(trained_run, tmp_
     assert report["n_posters"] == 60 and report["macro_map"] > report["baselines"]["prior"]["macro_map"]
 
 
+@pytest.mark.slow
 def test_predict_prints_top_genres_decade_and_rating(trained_run, capsys):
     data, out = trained_run
     capsys.readouterr()
@@ -238,6 +241,7 @@ def _gold_bar_pair(data: Path, tmp_path: Path) -> tuple[Path, Path]:
     return paths
 
 
+@pytest.mark.slow
 def test_predict_ranks_designs_for_a_known_film(trained_run, tmp_path, capsys):
     data, out = trained_run
     bare, gold = _gold_bar_pair(data, tmp_path)
@@ -256,6 +260,7 @@ def test_predict_ranks_designs_for_a_known_film(trained_run, tmp_path, capsys):
         assert code == 2 and says in err
 
 
+@pytest.mark.slow
 def test_rating_head_learns_what_the_poster_adds_to_its_labels(trained_run, tmp_path):
     """Synthetic ratings rise with a gold bar only the poster shows, and with genre and decade: models
     that see the poster learn it, and beat the labels-only regression when told the labels too.
@@ -309,6 +314,7 @@ def _train_args(data, out):
             "--no-baselines", "--seed", "3", "--recipe", str(data.parent / "recipe.toml")]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_result(tmp_path):
     data = make_synthetic_posters(tmp_path / "posters", 600, seed=2)
     (tmp_path / "recipe.toml").write_text("checkpoint_every = 2\nema = 0.9\n")  # the average resumes too

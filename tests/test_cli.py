@@ -60,6 +60,7 @@ def test_user_mistakes_are_one_line_errors(capsys, real_subset, tmp_path, args, 
     assert "Traceback" not in out + err
 
 
+@pytest.mark.slow
 def test_installed_console_script_runs(tmp_path):
     """The `lab` entry point that pip installed beside this interpreter, not `python -m lab.cli`."""
     script = shutil.which("lab", path=str(Path(sys.executable).parent))

@@ -174,6 +174,7 @@ def _load_in_process(folder, queue):
     queue.put((str(cache.path), cache.images.sum(dtype=np.int64)))
 
 
+@pytest.mark.slow
 def test_two_processes_building_the_cache_at_once_agree(tmp_path):
     folder = make_synthetic_posters(tmp_path / "d", 150, seed=4)
     ctx = multiprocessing.get_context("spawn")
@@ -193,6 +194,7 @@ def test_two_processes_building_the_cache_at_once_agree(tmp_path):
     assert not list(Path(os.environ["LAB_CACHE"]).glob("**/*.tmp*"))
 
 
+@pytest.mark.slow
 def test_a_cache_build_held_by_another_process_is_waited_for_with_a_message_and_a_timeout(tmp_path, monkeypatch,
                                                                                          caplog):
     from lab.data import cache

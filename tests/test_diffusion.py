@@ -46,6 +46,7 @@ def trained(posters, tmp_path_factory):
     return _train(posters, tmp_path_factory.mktemp("runs") / "diffusion")[1].path
 
 
+@pytest.mark.slow
 def test_the_denoiser_keeps_the_poster_size_and_hears_the_condition_unless_it_is_dropped():
     torch.manual_seed(0)
     model = PosterDenoiser((64, 96), 5, 3, channels=8, multipliers=(1, 2, 2, 2), layers_per_block=1)
@@ -83,6 +84,7 @@ def test_training_writes_a_complete_run_and_its_loss_falls(trained):
     assert all(torch.isfinite(w).all() for w in weights.values())
 
 
+@pytest.mark.slow
 def test_samples_take_the_colour_of_the_genre_they_are_asked_for(posters, trained, tmp_path):
     """Synthetic genres differ by hue: samples asked for a genre must be nearer its real posters' colour."""
     table = open_posters(posters, size=(32, 48), progress=False)
@@ -97,6 +99,7 @@ def test_samples_take_the_colour_of_the_genre_they_are_asked_for(posters, traine
         assert nearest == g, (g, made, real)
 
 
+@pytest.mark.slow
 def test_sampling_is_deterministic_and_bad_settings_are_one_line_errors(trained, tmp_path, capsys):
     args = (["horror", "Comedy+Drama"], ["1950"], 3)
     out1, summary = sample_to_folder(trained, *args, seed=5, out=tmp_path / "a", steps=4, sampler="ddim")
@@ -144,6 +147,7 @@ def test_a_diffusion_run_has_a_report_page_with_its_grids_and_loss_curve(trained
     assert f"lab sample {trained}" in html  # what to do to see scores
 
 
+@pytest.mark.slow
 def test_init_from_fine_tunes_a_filtered_subset_and_refuses_another_model(posters, trained, tmp_path):
     info, run = _train(posters, tmp_path / "horror", steps=2, genre=["Horror"], init_from=str(trained))
     parent = json.loads((trained / "diffusion.json").read_text())
@@ -157,6 +161,7 @@ def test_init_from_fine_tunes_a_filtered_subset_and_refuses_another_model(poster
     assert all(torch.allclose(parent[k], weights[k], rtol=0, atol=1e-12) for k in parent)
 
 
+@pytest.mark.slow
 def test_nan_losses_stop_the_run_and_keep_the_last_good_checkpoint(posters, tmp_path):
     _train(posters, tmp_path / "nan", **{**TINY, "steps": 4})
     # Continued with a learning rate far too high, the weights blow up and the loss is no longer finite.
@@ -168,6 +173,7 @@ def test_nan_losses_stop_the_run_and_keep_the_last_good_checkpoint(posters, tmp_
     assert all(torch.isfinite(v).all() for v in saved["denoiser_ema"].values() if v.is_floating_point())
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_to_the_same_loss_curve(posters, tmp_path):
     recipe = tmp_path / "tiny.toml"
     recipe.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in TINY.items()))

@@ -41,6 +41,7 @@ def posters(tmp_path_factory):
     return make_synthetic_posters(tmp_path_factory.mktemp("ddp") / "posters", 600, seed=2, size=(32, 48))
 
 
+@pytest.mark.slow
 def test_two_processes_train_the_classifier_to_the_same_result(posters, tmp_path):
     # Seeds 0-2 in one process reached validation macro mAP 0.886-0.903 here; two processes 0.884-0.892.
     args = ["train-classifier", "--data", str(posters), "--size", "32x48", "--backbone", "cnn4", "--no-pretrained",
@@ -54,6 +55,7 @@ def test_two_processes_train_the_classifier_to_the_same_result(posters, tmp_path
     assert two[-1]["val_macro_map"] == pytest.approx(one[-1]["val_macro_map"], abs=0.05)
 
 
+@pytest.mark.slow
 def test_two_processes_train_a_gan_that_learns_its_conditions(tmp_path):
     # The posters and options on which one process passes the same check (test_gan's).
     gan_posters = make_synthetic_posters(tmp_path / "posters", 240, seed=3, size=(32, 48), ratings=False)

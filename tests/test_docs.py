@@ -2,9 +2,11 @@
 synthetic quick start runs as written, and every recipe key and shipped recipe is documented."""
 
 import dataclasses
+import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -82,12 +84,33 @@ def test_every_recipe_key_and_shipped_recipe_is_documented():
 
 
 @pytest.mark.slow
-def test_the_readme_quick_start_on_synthetic_posters_runs_as_written(tmp_path):
+def test_the_readme_quick_start_on_synthetic_posters_runs_as_written_and_resumes(tmp_path):
     (_, text), = [b for b in _blocks(ROOT / "README.md") if b[0].startswith("Quick start on synthetic")]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    for args in _commands(text):
+    def lab(*args):
         result = subprocess.run([sys.executable, "-m", "lab.cli", *args], cwd=tmp_path, env=env, capture_output=True,
                                 text=True, timeout=900)
         assert result.returncode == 0, (args, result.stderr[-2000:])
-    assert (tmp_path / "runs" / "demo-synthetic" / "headline.json").is_file()
-    assert (tmp_path / "runs" / "demo-synthetic" / "report.html").is_file()
+        return result.stdout
+
+    outputs = [lab(*args) for args in _commands(text)]
+    demo = tmp_path / "runs" / "demo-synthetic"
+    said = next(out for args, out in zip(_commands(text), outputs) if args[0] == "demo")
+    for folder in ("classifier", "gan", "samples"):  # it says where everything went
+        assert f"demo-synthetic{os.sep}{folder}" in said
+    headline = json.loads((demo / "headline.json").read_text())
+    assert headline["classifier_test_macro_map"] > headline["prior_test_macro_map"]
+    assert headline["extractor"] in ("mobilenet_v2", "inception-v3-compat") and headline["fid"] > 0
+    scores = json.loads((demo / "samples" / "scores.json").read_text())
+    assert scores["overall"]["n"] == 4 * len(scores["conditions"]) and "headline:" in said
+    assert (demo / "report.html").is_file()
+
+    # An interrupted demo goes on where it stopped: the classifier is kept, the GAN and what follows are redone.
+    classifier_metrics = (demo / "classifier" / "metrics.jsonl").read_bytes()
+    for gone in ("headline.json", "finished.json", "gan/finished.json", "gan/gan.json"):
+        (demo / gone).unlink()
+    shutil.rmtree(demo / "samples")
+    out = lab("demo", "--resume", "--out", str(demo))
+    assert (demo / "classifier" / "metrics.jsonl").read_bytes() == classifier_metrics
+    assert "training the poster genre classifier" not in out and "training the conditional poster GAN" in out
+    assert (demo / "headline.json").is_file()

@@ -213,6 +213,7 @@ def test_a_damaged_image_cache_is_rebuilt_not_trusted(posters, caplog, damage):
 
 # ---- two processes, one folder; finished runs ----
 
+@pytest.mark.slow
 def test_a_second_trainer_on_a_run_folder_is_refused_until_the_first_dies(run, capsys):
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from lab.runs import Run; "
                                f"Run.create({str(run)!r}, '', {{}}, resume=True); print('locked', flush=True); "
@@ -237,6 +238,7 @@ def _file_size_limit(limit):
     return apply
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_one_line_and_the_previous_checkpoint_stays(run):
     state = run / "checkpoints" / "state.pt"
     before = state.read_bytes()
@@ -384,6 +386,7 @@ def test_download_refuses_other_schemes_and_private_addresses_and_redirects_to_t
 
 # ---- kill anywhere, resume anywhere ----
 
+@pytest.mark.slow
 def test_kill_fuzz_three_kills_resume_cleanly_to_the_uninterrupted_result(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "bench" / "kill_fuzz.py"), "--trainer", "gan", "--kills",
                              "3", "--quick", "--json", "--work", str(tmp_path), "--seed", "1"],

@@ -74,6 +74,7 @@ def test_diffaugment_is_seeded_differentiable_and_changes_images():
     assert torch.equal(diff_augment(x, "", torch.Generator()), x)
 
 
+@pytest.mark.slow
 def test_a_few_steps_on_synthetic_posters_write_a_complete_run(trained):
     info = json.loads((trained / "gan.json").read_text())
     assert info["steps"] == 20 and info["size"] == [32, 48]
@@ -167,6 +168,7 @@ def test_d_winning_for_a_long_stretch_stops_the_run_and_keeps_the_last_checkpoin
     assert "collapsed" in (tmp_path / "win" / "log.txt").read_text()
 
 
+@pytest.mark.slow
 def test_nan_losses_stop_the_run_and_keep_the_last_good_checkpoint(posters, tmp_path):
     _train(posters, tmp_path / "nan", steps=5)
     # Continued with a learning rate far too high, the weights blow up to inf and the losses to nan.
@@ -182,6 +184,7 @@ def _cli(*args):
     return [sys.executable, "-m", "lab.cli", "train-gan", *args]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights(posters, tmp_path):
     recipe = tmp_path / "tiny.toml"
     recipe.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in {**TINY, "steps": 24, "checkpoint_every": 4}
@@ -214,6 +217,7 @@ def genre_colours_come_out_right(posters, run_dir, out) -> None:
 CONDITIONING = dict(steps=800, channels=16, grid_every=800, checkpoint_every=800, log_every=100)
 
 
+@pytest.mark.slow
 def test_conditioning_is_learned_on_synthetic_posters(posters, tmp_path):
     _train(posters, tmp_path / "cond", **CONDITIONING)
     genre_colours_come_out_right(posters, tmp_path / "cond", tmp_path / "samples")

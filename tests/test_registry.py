@@ -88,6 +88,7 @@ def toy_kind():
     del KINDS["toy"]
 
 
+@pytest.mark.slow
 def test_a_registered_toy_generator_trains_samples_scores_and_reports_through_the_cli(toy_kind, synthetic, tmp_path,
                                                                                         capsys):
     (tmp_path / "clf.toml").write_text('size = "32x48"\nbackbone = "cnn4"\nweights = "none"\nschedule = [[1, 1.0]]\n'

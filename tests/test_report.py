@@ -198,6 +198,7 @@ def test_every_kind_of_report_loads_in_chromium_whole(demo, browser, tmp_path_fa
     assert "lacks" not in demo_state["text"] and "Missing" not in demo_state["text"]
 
 
+@pytest.mark.slow
 def test_a_run_with_missing_pieces_names_them_and_the_command_that_makes_them(demo, tmp_path, capsys):
     not_evaluated = tmp_path / "not-evaluated"
     shutil.copytree(demo / "classifier", not_evaluated, ignore=shutil.ignore_patterns("evaluation-*"))
