@@ -20,7 +20,7 @@ from lab.launch import check, train
 from lab.recipes import resolve_options, shipped_path
 from lab.runs import Run
 
-GENERATORS = {"gan": "gan-quick", "diffusion": "diffusion-quick"}  # generator -> its shipped quick recipe
+GENERATORS = {"gan": "gan-demo", "diffusion": "diffusion-quick"}  # generator -> its shipped quick recipe
 CLASSIFIER_RECIPE = "classifier-quick"
 
 
