@@ -171,12 +171,7 @@ def _train(kind: str, recipe: Optional[Path], flags: dict, out: Optional[Path], 
     from lab.training import use_device, use_tracker
     use_device(device)
     use_tracker(log_with)
-    if resume:  # a silently ignored option would train another run than the user asked for
-        given = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v not in (None, [], ())]
-        if given or recipe:
-            raise LabError(f"--resume continues the run in {out} with its own options (its options.json); leave out "
-                           f"{', '.join(given + (['--recipe'] if recipe else []))}")
-    else:
+    if not resume:
         flags = {**flags, "data": str(flags["data"]) if flags.get("data") else None}
     opts, run = start_run(kind, recipe=recipe, flags=flags, out=out, resume=resume)
     typer.echo(f"run folder: {run.path}")

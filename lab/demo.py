@@ -69,8 +69,10 @@ def run_demo(data: Path, out: Path | None = None, *, resume: bool = False, sampl
         if (folder / "finished.json").is_file() and run_file.is_file():
             return folder, read_json(run_file, "run file", f"delete {folder} and resume the demo")
         step(f"training the {get(kind).title} ({recipes[kind].name}) in {folder}")
-        _, info = train(kind, recipe=recipes[kind], flags=flags[kind], out=folder,
-                        resume=(folder / "options.json").is_file())
+        if (folder / "options.json").is_file():  # started before: it goes on with its own options
+            _, info = train(kind, out=folder, resume=True)
+        else:
+            _, info = train(kind, recipe=recipes[kind], flags=flags[kind], out=folder)
         return folder, info
 
     clf_run, clf_info = trained("classifier")

@@ -30,7 +30,11 @@ def start_run(kind: str | RunKind, *, recipe: Path | None = None, flags: dict | 
               resume: bool = False):
     """(options, open and locked Run) for a new run, or for `out` again with `resume` (its own options)."""
     kind = get(kind) if isinstance(kind, str) else kind
-    if resume:
+    if resume:  # a silently ignored option would train another run than the one asked for
+        given = [f"--{k.replace('_', '-')}" for k, v in (flags or {}).items() if v not in (None, [], ())]
+        if given or recipe:
+            raise LabError(f"--resume continues the run in {out} with its own options (its options.json); leave out "
+                           f"{', '.join(given + (['--recipe'] if recipe else []))}")
         run = create_run(out, "", {}, resume=True)
         return options_of(run), run
     opts = resolve_options(kind.load("options"), recipe, flags or {})

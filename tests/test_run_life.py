@@ -11,7 +11,9 @@ import pytest
 from PIL import Image
 
 from conftest import run_cli, start_and_kill
+import lab
 from lab.catalog import list_runs
+from lab.errors import LabError
 from lab.launch import train
 from lab.runs import Run
 
@@ -100,6 +102,8 @@ def test_training_returns_with_its_lock_released(synthetic, tiny_gan):
 def test_resume_refuses_options_it_would_ignore(capsys, tiny_gan):
     code, _, err = run_cli(capsys, "train-gan", "--out", str(tiny_gan), "--resume", "--steps", "9", "--lr-g", "1e-3")
     assert code == 2 and "leave out --steps, --lr-g" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(LabError, match="leave out --steps"):  # the Python API alike
+        lab.train_gan(out=tiny_gan, resume=True, steps=9)
 
 
 def test_metrics_also_go_to_tensorboard_through_accelerate(capsys, synthetic, tmp_path):
