@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageFilter
+from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
 from torch_fidelity.metric_prc import prc_features_to_metric
 
 from conftest import POSTERS, SHARED, copy_real_subset, lab_ok, run_cli
@@ -18,7 +19,7 @@ from lab.errors import LabError
 from lab.generation.sampling import sample_to_folder
 from lab.scoring.extractors import choose_extractor
 from lab.scoring.features import image_features
-from lab.scoring.fidelity import MIN_PRC_IMAGES, PRC_NEIGHBOURS, fidelity, precision_recall
+from lab.scoring.fidelity import MIN_PRC_IMAGES, PRC_NEIGHBOURS, fidelity, frechet_distance, precision_recall
 from lab.scoring.score import score_samples
 
 TORCH_HOME = SHARED / "torch-home"
@@ -59,6 +60,19 @@ def _shuffle_pixels(images, share, seed=0):
         moved = rng.choice(len(im), int(share * len(im)), replace=False)
         im[moved] = im[rng.permutation(moved)]
     return out.reshape(images.shape)
+
+
+def test_frechet_distance_equals_torch_fidelitys_on_real_posters(real_pixels):
+    a, b = (image_features(x, "mobilenet_v2") for x in real_pixels)
+
+    def theirs(x, y):
+        stats = [fid_features_to_statistics(f) for f in (x, y)]
+        return fid_statistics_to_metric(*stats, verbose=False)[KEY_METRIC_FID]
+
+    # Fewer posters than feature dimensions (the low-rank route), sets of unequal size both ways round,
+    # and more posters than dimensions (the factored route).
+    for x, y in ((a, b), (a[:20], b), (a, b[:20]), (a[:, :40], b[:, :40])):
+        assert frechet_distance(x, y) == pytest.approx(theirs(x, y), rel=1e-5, abs=1e-6)
 
 
 def test_fid_of_a_set_against_itself_is_about_zero(real_pixels):
