@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from lab.checkpoint import save_weights
 from lab.classifier.metrics import macro_map, spearman, tune_rating_threshold, tune_thresholds
-from lab.classifier.model import GenreClassifier, genre_loss, label_vector
+from lab.classifier.model import INFERENCE_BATCH, GenreClassifier, genre_loss, label_vector
 from lab.data.poster_dataset import batch_loader
 
 PROBE_FILE = "baselines/linear_probe.safetensors"
@@ -57,7 +57,7 @@ def train_linear_probe(model: GenreClassifier, posters, opts, run, accelerator, 
                        progress: bool, median: float | None = None) -> dict:
     """Fit `model`'s heads (it has frozen ImageNet weights) on its frozen features; save it; return its entry."""
     model.to(accelerator.device)
-    feats = {p: extract_features(model, posters.dataset(p), opts.batch_size * 2, accelerator.device, progress)
+    feats = {p: extract_features(model, posters.dataset(p), INFERENCE_BATCH, accelerator.device, progress)
              for p in ("train", "val")}
     device = accelerator.device
     genres = {p: torch.from_numpy(posters.genre_matrix[posters.parts[p]]).to(device) for p in ("train", "val")}

@@ -20,6 +20,7 @@ from lab.checkpoint import save_json
 from lab.classifier.baselines import genre_decade_ratings, prior_scores
 from lab.classifier.inference import load_model, load_run_info
 from lab.classifier.metrics import SEVEN_GENRES, rating_metrics, seven_genre_accuracy, summary
+from lab.classifier.model import INFERENCE_BATCH
 from lab.classifier.train import predict
 from lab.data.filters import PosterFilter
 from lab.data.poster_dataset import PosterDataset, multi_hot, open_posters, open_run_posters
@@ -59,7 +60,7 @@ def evaluate_run(run_dir: Path, data: Path | None = None, out: Path | None = Non
         if model_name not in info["models"]:
             continue
         with torch.inference_mode():
-            predicted = predict(load_model(run_dir, info, model_name), dataset, 64, progress=progress)
+            predicted = predict(load_model(run_dir, info, model_name), dataset, INFERENCE_BATCH, progress=progress)
         entry = info["models"][model_name]
         figures[model_name] = summary(predicted["genres"], labels[rows], predicted["decades"], years, info["genres"],
                                       info["decades"], np.asarray(entry["thresholds"]))

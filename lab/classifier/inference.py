@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from lab.checkpoint import load_weights
-from lab.classifier.model import GenreClassifier, label_vector
+from lab.classifier.model import INFERENCE_BATCH, GenreClassifier, label_vector
 from lab.data.filters import canonical_genres
 from lab.data.images import BadImage, decode_poster
 from lab.errors import LabError
@@ -64,7 +64,7 @@ class Prediction:
 
 
 @torch.no_grad()
-def classify_images(model: GenreClassifier, images: np.ndarray, size: tuple[int, int], batch_size: int = 64,
+def classify_images(model: GenreClassifier, images: np.ndarray, size: tuple[int, int], batch_size: int = INFERENCE_BATCH,
                     labels: torch.Tensor | None = None) -> dict[str, np.ndarray]:
     """uint8 (N, H, W, 3) -> `GenreClassifier.predict`'s figures as arrays: genres (N, G), decades (N, D)
     and, from a model with a rating head, rating (N,) and, where `labels` (1, G + D + 2) are given for

@@ -27,7 +27,7 @@ from lab.classifier.augment import augment_posters
 from lab.classifier.baselines import extract_features, fit_genre_decade, fit_rating_head, train_linear_probe
 from lab.classifier.inference import RUN_FILE
 from lab.classifier.metrics import macro_map, tune_rating_threshold, tune_thresholds
-from lab.classifier.model import SCRATCH_CNN, GenreClassifier, genre_loss, label_vector, rating_loss
+from lab.classifier.model import INFERENCE_BATCH, SCRATCH_CNN, GenreClassifier, genre_loss, label_vector, rating_loss
 from lab.classifier.options import ClassifierOptions
 from lab.data.images import parse_size
 from lab.data.poster_dataset import PosterDataset, Posters, batch_loader, open_posters
@@ -213,7 +213,7 @@ def fit(model: GenreClassifier, posters: Posters, opts: ClassifierOptions, run: 
         bar.close()
         seconds = time.perf_counter() - started
         evaluated = ema.averaged if ema is not None else model  # the average is what is scored and kept
-        scores = predict(evaluated, posters.dataset("val"), opts.batch_size * 2, accelerator)["genres"]
+        scores = predict(evaluated, posters.dataset("val"), INFERENCE_BATCH, accelerator)["genres"]
         val_map = macro_map(scores, posters.genre_matrix[posters.parts["val"]])
         if val_map > state["best"] and accelerator.is_main_process:
             save_weights(accelerator.unwrap_model(evaluated), ckpt / "best.safetensors")
@@ -236,12 +236,12 @@ def fit(model: GenreClassifier, posters: Posters, opts: ClassifierOptions, run: 
     rating_fit = {}
     if unwrapped.rating_head is not None and not rated:
         # Deterministic from the kept weights, so a run killed here fits the same head when resumed.
-        feats = {p: extract_features(unwrapped, posters.dataset(p), opts.batch_size * 2, accelerator.device, progress)
+        feats = {p: extract_features(unwrapped, posters.dataset(p), INFERENCE_BATCH, accelerator.device, progress)
                  for p in ("train", "val")}
         rating_fit = {"rating_ridge": fit_rating_head(unwrapped, feats, posters, opts, median, robust=True)["rating_ridge"]}
         if accelerator.is_main_process:
             save_weights(unwrapped, ckpt / "best.safetensors")
-    val = predict(model, posters.dataset("val"), opts.batch_size * 2, accelerator)
+    val = predict(model, posters.dataset("val"), INFERENCE_BATCH, accelerator)
     thresholds = tune_thresholds(val["genres"], posters.genre_matrix[posters.parts["val"]])
     return {"file": f"{folder}/best.safetensors", "best_epoch": state["best_epoch"],
             "val_macro_map": state["best"], "thresholds": thresholds.tolist(), "epochs_run": state["epoch"],

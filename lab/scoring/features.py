@@ -26,6 +26,9 @@ from lab.scoring.extractors import FEATURE, INCEPTION, register_extractors
 
 log = logging.getLogger(__name__)
 FEATURES_FOLDER = "features"
+# Images per forward pass: a CPU runs these networks faster on small batches (RESULTS.md, "lab demo under
+# 15 minutes").
+FEATURE_BATCH = 16
 
 
 class _Images(Dataset):
@@ -42,7 +45,7 @@ class _Images(Dataset):
 
 
 def image_features(images: np.ndarray, extractor: str, weights_path: str | None = None, *, cache: bool = False,
-                   batch_size: int = 64) -> torch.Tensor:
+                   batch_size: int = FEATURE_BATCH) -> torch.Tensor:
     """(N, F) float64 features of uint8 (N, H, W, 3) images by a torch-fidelity extractor; with `cache`,
     read from (or written to) the lab cache."""
     path = _cache_path(images, extractor, weights_path) if cache else None
