@@ -1,6 +1,11 @@
-"""Inference posters/s of a trained classifier run on its test posters (cached pixels, batch 64: fastest on this CPU).
+"""Inference images/s by batch size: a classifier run on its test posters, and scoring's feature extractors.
 
-    python bench/classifier_throughput.py RUN_DIR
+    TORCH_HOME=../shared/torch-home python bench/classifier_throughput.py RUN_DIR [--batches 8,16,32,64,128] [-n 256]
+
+For each batch size it times the run's classifier over its test posters (cached pixels, at the run's size),
+then, on the first n of those posters at 32x48 (the demo generator's size), the extractors `lab score-samples`
+uses: the standard Inception where installed and the run's scratch CNN. The lab's defaults are
+lab.classifier.model.INFERENCE_BATCH and lab.scoring.features.FEATURE_BATCH.
 
 Training posters/s per epoch are in the run's metrics.jsonl (train_posters_per_s).
 """
@@ -11,27 +16,48 @@ import time
 import torch
 
 from lab.classifier.inference import load_model, load_run_info
+from lab.classifier.model import INFERENCE_BATCH
 from lab.classifier.train import predict
 from lab.data.filters import PosterFilter
 from lab.data.poster_dataset import open_run_posters
 from lab.runs import Run
+from lab.scoring.extractors import INDEPENDENT, choose_extractor
+from lab.scoring.features import FEATURE_BATCH, image_features
+
+
+def timed(work) -> float:
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("run")
-    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("run", help="a classifier run with its baselines (its scratch CNN is one of the extractors)")
+    p.add_argument("--batches", default="8,16,32,64,128", help="comma-separated batch sizes")
+    p.add_argument("-n", type=int, default=256, help="posters each feature extractor reads per batch size")
     args = p.parse_args()
+    batches = [int(b) for b in args.batches.split(",")]
     run, info = Run.open(args.run), load_run_info(args.run)
-    posters = open_run_posters(run, tuple(info["size"]), PosterFilter.from_dict(info["filter"]), progress=False)
-    test = posters.dataset("test")
+    flt = PosterFilter.from_dict(info["filter"])
+    test = open_run_posters(run, tuple(info["size"]), flt, progress=False).dataset("test")
+    small = open_run_posters(run, (32, 48), flt, progress=False)
+    pixels = small.images[small.parts["test"][:args.n]]
     model = load_model(args.run, info)
-    start = time.perf_counter()
-    with torch.inference_mode():
-        predict(model, test, args.batch)
-    seconds = time.perf_counter() - start
-    print(f"{len(test)} posters at {info['size'][0]}x{info['size'][1]}, {torch.get_num_threads()} threads: "
-          f"{len(test) / seconds:.0f} posters/s inference")
+    label, name, weights = choose_extractor("auto", None, args.run)
+    extractors = {label: (name, weights)}
+    if INDEPENDENT in info["models"]:
+        extractors[INDEPENDENT] = (INDEPENDENT, args.run)
+    print(f"{torch.get_num_threads()} threads; lab defaults: classifier {INFERENCE_BATCH}, extractors {FEATURE_BATCH}")
+    image_features(pixels[:2], name, weights)  # loads and warms the extractor once
+    for batch in batches:
+        with torch.inference_mode():
+            seconds = timed(lambda: predict(model, test, batch))
+        row = [f"batch {batch:4d}: classifier {len(test) / seconds:6.0f}/s ({info['size'][0]}x{info['size'][1]})"]
+        for label, (name, weights) in extractors.items():
+            seconds = timed(lambda: image_features(pixels, name, weights, batch_size=batch))
+            row.append(f"{label} {len(pixels) / seconds:6.1f}/s")
+        print(", ".join(row), flush=True)
 
 
 if __name__ == "__main__":
