@@ -46,7 +46,7 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     over sqrt(n - 1), S_a = X^T X, and S_a S_b has the eigenvalues of X S_b X^T (n x n, symmetric) besides
     zeros. A set larger than d is first factored as S_a = F^T F through its own eigendecomposition.
     """
-    a, b = (x.double().numpy() for x in (a, b))
+    a, b = (x.detach().double().cpu().numpy() for x in (a, b))  # features may come from a GPU
     if len(a) > len(b):  # the distance is symmetric: factor the smaller set
         a, b = b, a
     diff = a.mean(0) - b.mean(0)
