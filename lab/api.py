@@ -20,8 +20,9 @@ from lab.generation.sampling import Samples
 from lab.kinds import RunKind, kind_of
 from lab.runs import Run
 
-__all__ = ["LabError", "Samples", "evaluate", "open_run", "predict", "recipe_path", "report", "run_kind", "sample",
-           "score_samples", "train_classifier", "train_diffusion", "train_gan", "train_upsampler"]
+__all__ = ["LabError", "Samples", "evaluate", "grad_cam", "list_runs", "nearest_training_posters", "open_classifier",
+           "open_run", "predict", "recipe_path", "report", "run_info", "run_kind", "sample", "score_samples",
+           "train_classifier", "train_diffusion", "train_gan", "train_upsampler"]
 
 
 def _train(kind: str, data, recipe, out, resume: bool, progress: bool, options: dict) -> Run:
@@ -71,6 +72,19 @@ def run_kind(run) -> RunKind:
     return kind_of(_path(run))
 
 
+def run_info(run) -> dict:
+    """What a finished run's run file holds (a generator's: its genres, decades, size and model)."""
+    from lab.generation.run_info import read_info
+    kind = kind_of(_path(run))
+    return read_info(_path(run), kind.run_file, kind.name)
+
+
+def list_runs(folder="runs") -> list:
+    """`lab runs`: every run in a folder, with its kind, status, progress, headline figure and age."""
+    from lab.catalog import list_runs as runs
+    return runs(Path(folder))
+
+
 def sample(run, genres: list[str] | None = None, decades: list[str] | None = None, n: int = 16, seed: int = 0, *,
            out=None, like_training: bool = False, upsampler=None, progress: bool = False, **settings):
     """Posters from a generator run. Without `out`: a `Samples` (uint8 images (N, H, W, 3), each one's
@@ -94,10 +108,32 @@ def score_samples(samples, classifier, *, real=None, extractor: str = "auto", ca
     return report
 
 
-def predict(run, images: list) -> list:
-    """Genres, decade and rating a classifier run sees in each poster file."""
+def predict(run, images: list, *, genres: list[str] | None = None, year: int | None = None) -> list:
+    """Genres, decade and rating a classifier run sees in each poster file (the rating told the film's
+    `genres` and `year` where given)."""
     from lab.classifier.inference import predict_files
-    return predict_files(_path(run), [str(p) for p in images])
+    return predict_files(_path(run), [str(p) for p in images], genres, year)
+
+
+def open_classifier(run):
+    """A classifier run loaded once, for many predictions: `.decode(file)`, `.predict_files(files)`,
+    `.predict_pixels(uint8 (N, H, W, 3))`, the same figures as `predict`."""
+    from lab.classifier.inference import TrainedClassifier
+    return TrainedClassifier(_path(run))
+
+
+def grad_cam(classifier, poster, genre: str | None = None):
+    """(the poster with the Grad-CAM heatmap of `genre` laid over it, that genre) for a poster (H, W, 3) at
+    the size of `classifier` (`open_classifier`); no genre: the poster's most probable one."""
+    from lab.classifier.gradcam import poster_heatmap
+    return poster_heatmap(classifier, poster, genre)
+
+
+def nearest_training_posters(run):
+    """The training posters of a generator run, with `.find(uint8 posters)`: each one's nearest training
+    poster, in the memorisation check's pixel space (`.images`, `.ids`)."""
+    from lab.scoring.memorisation import NearestTrainingPoster
+    return NearestTrainingPoster.of_run(_path(run), tuple(run_info(run)["size"]))
 
 
 def evaluate(run, data=None) -> dict:

@@ -26,6 +26,14 @@ class RunStatus:
     headline: str = ""  # its kind's headline figure, last logged
     age: float = 0.0  # seconds since it last wrote anything
 
+    @property
+    def age_text(self) -> str:
+        """The age as people read it: "42 s", "5 min", "3 h", "2 d"."""
+        for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+            if self.age >= size:
+                return f"{self.age / size:.0f} {unit}"
+        return f"{self.age:.0f} s"
+
 
 def list_runs(folder: Path) -> list[RunStatus]:
     folder = Path(folder)
@@ -76,12 +84,6 @@ def format_runs(runs: list[RunStatus]) -> str:
     lines = [f"{'run':<40}{'kind':<12}{'status':<13}{'progress':<18}{'headline':<26}{'age':>8}"]
     for r in runs:
         lines.append(f"{r.path.name[:39]:<40}{r.kind:<12}{r.status:<13}{r.progress:<18}{r.headline:<26}"
-                     f"{_ago(r.age):>8}" + (f"\n    {r.reason}" if r.reason else ""))
+                     f"{r.age_text:>8}" + (f"\n    {r.reason}" if r.reason else ""))
     return "\n".join(lines)
 
-
-def _ago(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.0f} {unit}"
-    return f"{seconds:.0f} s"

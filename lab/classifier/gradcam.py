@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from matplotlib import colormaps
 from PIL import Image
 
-from lab.classifier.inference import load_model, load_run_info
+from lab.classifier.inference import TrainedClassifier
 from lab.classifier.model import GenreClassifier, backbone_blocks
-from lab.data.images import BadImage, decode_poster
+from lab.data.images import BadImage
 from lab.errors import LabError
 
 OVERLAY_ALPHA = 0.5  # share of the heatmap's colour over the poster where the heatmap is hottest
@@ -76,14 +76,22 @@ def overlay(image: np.ndarray, heat: np.ndarray) -> np.ndarray:
     return (image * (1 - alpha) + colour * alpha).round().clip(0, 255).astype(np.uint8)
 
 
+def poster_heatmap(classifier: TrainedClassifier, pixels: np.ndarray, genre: str | None = None) -> tuple[np.ndarray, str]:
+    """One poster (H, W, 3) at the classifier's size -> (the poster with the heatmap of `genre` laid over it,
+    that genre); no genre: the poster's most probable one."""
+    if genre is not None and genre not in classifier.genres:
+        raise LabError(f"this classifier knows no genre {genre!r}; it knows {', '.join(classifier.genres)}")
+    asked = None if genre is None else [classifier.genres.index(genre)]
+    heatmaps, chosen = grad_cam(classifier.model, np.stack([pixels]), asked)
+    return overlay(pixels, heatmaps[0]), classifier.genres[chosen[0]]
+
+
 def cam_files(run_dir: Path, paths: list[str], out_dir: Path) -> list[tuple[Path | None, str | None]]:
     """For each poster file, write `<stem>-cam.png` into out_dir: the heatmap of its most probable genre.
 
     Returns (written file or None, that genre or the reason the poster could not be read) per path.
     """
-    info = load_run_info(run_dir)
-    model = load_model(run_dir, info)
-    size = tuple(info["size"])
+    classifier = TrainedClassifier(run_dir)
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -93,14 +101,14 @@ def cam_files(run_dir: Path, paths: list[str], out_dir: Path) -> list[tuple[Path
     pixels, where = [], []
     for k, path in enumerate(paths):
         try:
-            pixels.append(decode_poster(path, size))
+            pixels.append(classifier.decode(path))
             where.append(k)
-        except (BadImage, FileNotFoundError, IsADirectoryError) as e:
-            results[k] = (None, str(e) or "no such file")
+        except BadImage as e:
+            results[k] = (None, str(e))
     if pixels:
-        heatmaps, genres = grad_cam(model, np.stack(pixels), None)
+        heatmaps, genres = grad_cam(classifier.model, np.stack(pixels), None)
         for k, image, heat, genre in zip(where, pixels, heatmaps, genres):
             target = out_dir / f"{Path(paths[k]).stem}-cam.png"
             Image.fromarray(overlay(image, heat)).save(target)
-            results[k] = (target, info["genres"][genre])
+            results[k] = (target, classifier.genres[genre])
     return results

@@ -106,31 +106,61 @@ def film_labels(info: dict, genres: list[str] | None, year: int | None) -> torch
                         torch.tensor([float(year is not None)]))
 
 
+class TrainedClassifier:
+    """A classifier run opened once, its model loaded, for many predictions (`lab predict`, `lab app`)."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        self.info = load_run_info(self.run_dir)
+        self.model = load_model(self.run_dir, self.info)
+        self.size = tuple(self.info["size"])
+        self.genres: list[str] = self.info["genres"]
+
+    def decode(self, path: str | Path) -> np.ndarray:
+        """A poster file as the classifier reads it, uint8 (H, W, 3); `BadImage` says why one cannot be read."""
+        if not Path(path).exists():
+            raise BadImage("no such file")
+        try:
+            return decode_poster(path, self.size)
+        except (FileNotFoundError, IsADirectoryError) as e:
+            raise BadImage(str(e) or "no such file") from None
+
+    def predict_pixels(self, pixels: np.ndarray, paths: list[str] | None = None, genres: list[str] | None = None,
+                       year: int | None = None) -> list[Prediction]:
+        """A `Prediction` per poster of uint8 (N, H, W, 3); the rating is told `genres`/`year` where given."""
+        p = classify_images(self.model, pixels, self.size, labels=film_labels(self.info, genres, year))
+        ratings = p.get("rating_given", p.get("rating"))
+        out = []
+        for k in range(len(pixels)):
+            order = np.argsort(-p["genres"][k])
+            d = int(p["decades"][k].argmax())
+            out.append(Prediction(str(paths[k]) if paths else f"poster {k}",
+                                  [(self.genres[j], float(p["genres"][k, j])) for j in order],
+                                  int(self.info["decades"][d]), float(p["decades"][k, d]),
+                                  None if ratings is None else float(ratings[k])))
+        return out
+
+    def predict_files(self, paths: list[str], genres: list[str] | None = None,
+                      year: int | None = None) -> list[Prediction]:
+        """A `Prediction` per poster file; one that cannot be read has its reason as `error`."""
+        film_labels(self.info, genres, year)  # a bad --genre/--year is refused before any poster is read
+        out: list[Prediction | None] = []
+        pixels, where = [], []
+        for path in paths:
+            try:
+                pixels.append(self.decode(path))
+                where.append(len(out))
+                out.append(None)
+            except BadImage as e:
+                out.append(Prediction(str(path), [], None, None, error=str(e)))
+        if pixels:
+            for i, prediction in zip(where, self.predict_pixels(np.stack(pixels), [paths[i] for i in where],
+                                                                genres, year)):
+                out[i] = prediction
+        return out
+
+
 def predict_files(run_dir: Path, paths: list[str], genres: list[str] | None = None,
                   year: int | None = None) -> list[Prediction]:
     """Genres, decade and rating of each poster file; the rating is told `genres`/`year` where given."""
-    info = load_run_info(run_dir)
-    labels = film_labels(info, genres, year)
-    model = load_model(run_dir, info)
-    size = tuple(info["size"])
-    out, pixels, where = [], [], []
-    for path in paths:
-        if not Path(path).exists():
-            out.append(Prediction(str(path), [], None, None, error="no such file"))
-            continue
-        try:
-            pixels.append(decode_poster(path, size))
-            where.append(len(out))
-            out.append(None)
-        except (BadImage, FileNotFoundError, IsADirectoryError) as e:
-            out.append(Prediction(str(path), [], None, None, error=str(e) or "no such file"))
-    if pixels:
-        p = classify_images(model, np.stack(pixels), size, labels=labels)
-        ratings = p.get("rating_given", p.get("rating"))
-        for k, i in enumerate(where):
-            order = np.argsort(-p["genres"][k])
-            d = int(p["decades"][k].argmax())
-            out[i] = Prediction(str(paths[i]), [(info["genres"][j], float(p["genres"][k, j])) for j in order],
-                                int(info["decades"][d]), float(p["decades"][k, d]),
-                                None if ratings is None else float(ratings[k]))
-    return out
+    return TrainedClassifier(run_dir).predict_files(paths, genres, year)

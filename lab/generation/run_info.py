@@ -9,14 +9,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lab.checkpoint import load_weights, save_json
+from lab.checkpoint import load_weights, read_json, save_json
 from lab.data.filters import PosterFilter, apply_filter
 from lab.data.images import parse_size
 from lab.data.metadata import read_dataset
 from lab.data.split import load_split, part_indices
-from lab.data.poster_dataset import Posters, open_posters
+from lab.data.poster_dataset import Posters, open_posters, open_run_posters
 from lab.errors import LabError
 from lab.generation.condition import Condition
+from lab.kinds import kind_of
 from lab.runs import Run
 from lab.training import inference_device
 
@@ -95,6 +96,17 @@ def training_conditions(run_dir: Path, info: dict, n: int, seed: int) -> list[Co
     seen = set(info["genres_seen"])
     return [Condition(tuple(g for g in genres if g in seen), int(decade))
             for genres, decade in zip(rows["genres"], rows["decade"])]
+
+
+def open_generator_posters(run_dir: Path, size: tuple[int, int], *, progress: bool = True) -> Posters:
+    """The dataset a generator run trained on, with the filter its run file records and its split, at `size`."""
+    run = Run.open(run_dir)
+    run_file = Path(run_dir) / kind_of(run_dir).run_file
+    flt = PosterFilter()
+    if run_file.is_file():
+        saved = read_json(run_file, "run file", "resume the run that wrote it").get("filter")
+        flt = PosterFilter.from_dict(saved) if saved else PosterFilter()
+    return open_run_posters(run, size, flt, progress=progress)
 
 
 def read_info(run_dir: Path, run_file: str, kind: str) -> dict:

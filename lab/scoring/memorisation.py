@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lab.generation.run_info import open_generator_posters
+
 PERCENTILE = 5.0  # of the real validation posters' distances to their nearest training poster
 THUMBNAIL = (32, 48)  # (W, H) of the pixel space
 RULE = (f"its distance to the nearest training poster over that to the second nearest is below what {100 - PERCENTILE:g}% "
@@ -67,3 +69,25 @@ def memorisation(samples: dict[str, torch.Tensor], train: dict[str, torch.Tensor
             "share": float((sample_closeness < 1).double().mean()) if len(sample_closeness) else None,
             "real_test_share": float((test_closeness < 1).double().mean()) if len(test_closeness) else None,
             "closeness": sample_closeness.tolist(), "nearest": sample_nearest.tolist()}
+
+
+class NearestTrainingPoster:
+    """Finds the training poster nearest each new poster, in the pixel space of the memorisation check,
+    so that a person can see a sample beside what it may copy (`lab app`)."""
+
+    def __init__(self, images: np.ndarray, ids: list[str]):
+        self.images, self.ids = images, ids
+        self.points = thumbnails(images)
+
+    @classmethod
+    def of_run(cls, run_dir, size: tuple[int, int], *, progress: bool = False) -> "NearestTrainingPoster":
+        """The training posters of a generator run, at `size`."""
+        posters = open_generator_posters(run_dir, size, progress=progress)
+        train = posters.parts["train"]
+        return cls(posters.images[train], [str(i) for i in posters.table.posters["imdb_id"].to_numpy()[train]])
+
+    def find(self, images: np.ndarray) -> tuple[list[int], list[float]]:
+        """Per poster of uint8 (N, H, W, 3): the index of its nearest training poster, and the ratio of that
+        distance to the second nearest's (the check flags a copy by a small ratio)."""
+        ratios, indices = nearest(thumbnails(images), self.points)
+        return indices.tolist(), ratios.tolist()

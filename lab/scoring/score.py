@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lab.checkpoint import read_json, save_json
+from lab.checkpoint import save_json
 from lab.classifier.inference import classify_images, load_model, load_run_info
 from lab.data.filters import PosterFilter
-from lab.data.poster_dataset import Posters, multi_hot, open_posters, open_run_posters
+from lab.data.poster_dataset import Posters, multi_hot, open_posters
 from lab.errors import LabError
 from lab.generation.condition import Condition
+from lab.generation.run_info import open_generator_posters
 from lab.generation.samples import read_conditions, read_samples
-from lab.kinds import kind_of
 from lab.runs import Run
 from lab.scoring.cas import MIN_POSTERS, classification_accuracy_score
 from lab.scoring.condition_effect import condition_effects
@@ -145,17 +145,11 @@ def _feature_spaces(extractor: str, inception_weights: Path | None, classifier_r
 
 def _generator_posters(summary: dict, size, progress: bool) -> Posters | None:
     """The generator run's dataset with its filter and split, at the samples' size; None if the run is gone."""
-    run_dir = Path(summary["run"])
     try:
-        run = Run.open(run_dir)
+        Run.open(Path(summary["run"]))
     except LabError:
         return None
-    run_file = run_dir / kind_of(run_dir).run_file
-    flt = PosterFilter()
-    if run_file.is_file():  # a generator's run file records the filter it trained with
-        saved = read_json(run_file, "run file", "resume the run that wrote it").get("filter")
-        flt = PosterFilter.from_dict(saved) if saved else PosterFilter()
-    return open_run_posters(run, size, flt, progress=progress)
+    return open_generator_posters(Path(summary["run"]), size, progress=progress)
 
 
 def _memorisation(samples: np.ndarray, files: list[str], posters: Posters,
