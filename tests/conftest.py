@@ -150,7 +150,17 @@ def start_and_kill(args: list[str], state: Path, env: dict | None = None) -> Non
 
 # Fixtures that train a run or read real posters through a network: every test using one is `slow`, so that
 # `pytest -m "not slow"` is a quick inner loop. CI runs everything.
-HEAVY_FIXTURES = {"trained", "trained_run", "half_run", "demo", "real_lab", "lab_runs", "real_pixels", "horror_2000s"}
+HEAVY_FIXTURES = {"trained", "trained_run", "half_run", "demo", "real_lab", "lab_runs", "real_pixels", "horror_2000s",
+                  "app_runs"}
+
+
+def chromium() -> str:
+    """Headless Chromium for the browser tests (of `lab report` and `lab app`), or skip where there is none."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    pytest.skip("Chromium is not installed (Debian: apt-get install chromium chromium-driver); the browser "
+                "tests need it")
 
 
 def pytest_collection_modifyitems(items):

@@ -2,6 +2,7 @@
 and `lab predict --cam`."""
 
 import base64
+import fcntl
 import json
 import os
 import select
@@ -16,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import SHARED
+from conftest import SHARED, chromium
 from lab.classifier.gradcam import grad_cam, overlay
 from lab.classifier.inference import load_model, load_run_info
 from lab.classifier.metrics import SEVEN_GENRES
@@ -62,14 +63,6 @@ def demo(tmp_path_factory):
 
 # ---- the page in a real browser ----
 
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if path := shutil.which(name):
-            return path
-    pytest.skip("Chromium is not installed (Debian: apt-get install chromium); the browser test of lab report "
-                "needs it")
-
-
 class Browser:
     """Headless Chromium driven over the DevTools protocol on a pipe (--remote-debugging-pipe: it reads
     commands on fd 3 and answers on fd 4, NUL-separated JSON), with the standard library only."""
@@ -78,8 +71,9 @@ class Browser:
         self.profile = tempfile.mkdtemp()
         commands_in, self._commands = os.pipe()
         self._answers, answers_out = os.pipe()
-        # Duplicates above 4, so that placing them at 3 and 4 in the child cannot overwrite one another.
-        high_in, high_out = (os.dup2(commands_in, 40), os.dup2(answers_out, 41))
+        # Duplicates on free numbers above 4, so that placing them at 3 and 4 in the child cannot overwrite one
+        # another. (dup2 onto fixed numbers would close whatever this process already had open there.)
+        high_in, high_out = (fcntl.fcntl(commands_in, fcntl.F_DUPFD, 5), fcntl.fcntl(answers_out, fcntl.F_DUPFD, 5))
 
         def place_fds():
             os.dup2(high_in, 3)
@@ -171,9 +165,9 @@ class Browser:
 
 @pytest.fixture(scope="module")
 def browser():
-    chromium = Browser(_chromium())
-    yield chromium
-    chromium.close()
+    page = Browser(chromium())
+    yield page
+    page.close()
 
 
 def test_every_kind_of_report_loads_in_chromium_whole(demo, browser, tmp_path_factory):
