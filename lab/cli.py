@@ -578,6 +578,46 @@ def runs(
     typer.echo(format_runs(list_runs(folder)))
 
 
+@app.command("app")
+def web_app(
+    classifier: Annotated[Optional[Path], typer.Option(
+        "--classifier", help="A classifier run: it reads posters, and names the genres of the posters made "
+                             "(default: the newest finished classifier in --runs).")] = None,
+    generator: Annotated[Optional[list[str]], typer.Option(
+        "--generator", help="A generator run of any kind (GAN, diffusion, ...) to make posters with; repeat for "
+                            "several. The finished ones in --runs are added.")] = None,
+    upsampler: Annotated[Optional[list[str]], typer.Option(
+        "--upsampler", help="An upsampler run to offer (lab train-upsampler); repeat for several. The finished "
+                            "ones in --runs are added.")] = None,
+    runs: Annotated[Optional[Path], typer.Option(
+        "--runs", help="A folder of runs: the Runs tab lists them and opens their reports, and its finished "
+                       "runs (also those inside demo folders) join the other tabs.")] = None,
+    host: Annotated[str, typer.Option(
+        "--host", help="Address to serve on. The default, 127.0.0.1, is this machine alone; any other lets "
+                       "everyone on that network use the app.")] = "127.0.0.1",
+    port: Annotated[Optional[int], typer.Option(
+        "--port", help="Port to serve on (default: the first free one from 7860).")] = None,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Serve a local web page: read a poster (genres, decade, rating, Grad-CAM), make posters with a generator
+    run (each beside its nearest training poster), and browse runs and their reports. Needs gradio
+    (pip install -e ".[app]")."""
+    from lab.app import LOCAL_HOSTS, PosterApp, launch, require_gradio
+    from lab.training import use_device
+    require_gradio()
+    use_device(device)
+    if host not in LOCAL_HOSTS:
+        typer.echo(f"warning: serving on {host}: anyone who can reach this machine on that network can use the "
+                   "app, read posters with it and make posters", err=True)
+    web = PosterApp(classifier, [Path(g) for g in generator or []], [Path(u) for u in upsampler or []], runs)
+    try:
+        page = launch(web, host, port)
+        typer.echo(f"Poster Lab app at {page.local_url} (Ctrl-C stops it)")
+        page.block_thread()
+    finally:
+        web.close()
+
+
 @app.command("recipes")
 def recipes(
     name: Annotated[Optional[str], typer.Argument(help="A shipped recipe to copy (without .toml).")] = None,

@@ -26,6 +26,7 @@ LAYERS = [
     ["lab.report"],
     ["lab.launch", "lab.catalog"],
     ["lab.demo", "lab.api"],
+    ["lab.app"],
     ["lab.cli"],
 ]
 
