@@ -158,7 +158,7 @@ class PosterApp:
     def runs_table(self) -> list[list[str]]:
         if self.runs_dir is None:
             return []
-        return [[r.path.name, r.kind, r.status, r.progress, r.headline, r.age_text]
+        return [[r.path.name, r.kind, r.precision, r.status, r.progress, r.headline, r.age_text]
                 for r in api.list_runs(self.runs_dir)]
 
     def report(self, name: str | None) -> tuple[str, str]:
@@ -300,7 +300,7 @@ def build_page(app: PosterApp):
             make.click(generate, [generator, genre, decade, n, seed, sampler, steps, guidance, upsampler],
                        [posters, nearest, summary], api_name="generate")
         with gr.Tab("Runs", visible=app.runs_dir is not None):
-            table = gr.Dataframe(app.runs_table(), headers=["run", "kind", "status", "progress", "headline", "age"],
+            table = gr.Dataframe(app.runs_table(), headers=["run", "kind", "precision", "status", "progress", "headline", "age"],
                                  interactive=False, label=f"Runs in {app.runs_dir}")
             with gr.Row():
                 refresh = gr.Button("Refresh")

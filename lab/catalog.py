@@ -25,6 +25,7 @@ class RunStatus:
     progress: str = ""  # "step 1200/3000" or "epoch 3/9"
     headline: str = ""  # its kind's headline figure, last logged
     age: float = 0.0  # seconds since it last wrote anything
+    precision: str = ""  # what it trains in, as its options.json records it (runs from before: "auto")
 
     @property
     def age_text(self) -> str:
@@ -69,8 +70,9 @@ def run_status(path: Path) -> RunStatus:
         value = next((r[kind.headline] for r in reversed(records) if kind.headline in r), None)
         if value is not None:
             headline = f"{kind.headline} {value:.4g}"
+    precision = getattr(options, "mixed_precision", "")
     return RunStatus(path, kind.name, status, failed["reason"] if failed and status == "failed" else "",
-                     progress, headline, _age(path))
+                     progress, headline, _age(path), "fp32" if precision == "no" else precision)
 
 
 def _age(path: Path) -> float:
@@ -81,9 +83,9 @@ def _age(path: Path) -> float:
 def format_runs(runs: list[RunStatus]) -> str:
     if not runs:
         return "no runs"
-    lines = [f"{'run':<40}{'kind':<12}{'status':<13}{'progress':<18}{'headline':<26}{'age':>8}"]
+    lines = [f"{'run':<40}{'kind':<12}{'precision':<11}{'status':<13}{'progress':<18}{'headline':<26}{'age':>8}"]
     for r in runs:
-        lines.append(f"{r.path.name[:39]:<40}{r.kind:<12}{r.status:<13}{r.progress:<18}{r.headline:<26}"
-                     f"{r.age_text:>8}" + (f"\n    {r.reason}" if r.reason else ""))
+        lines.append(f"{r.path.name[:39]:<40}{r.kind:<12}{r.precision:<11}{r.status:<13}{r.progress:<18}"
+                     f"{r.headline:<26}{r.age_text:>8}" + (f"\n    {r.reason}" if r.reason else ""))
     return "\n".join(lines)
 

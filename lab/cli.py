@@ -50,6 +50,10 @@ ResumeOpt = Annotated[bool, typer.Option(
 RunArg = Annotated[Path, typer.Argument(help="A run folder (runs/NNNNN-...).")]
 DeviceOpt = Annotated[str, typer.Option(
     "--device", help="Where to compute: auto (cuda, else mps, else cpu), cpu, cuda or mps.")]
+PrecisionOpt = Annotated[str, typer.Option(
+    "--precision", help="What to compute in: auto (bf16 where the device does it in hardware: a CPU with AMX or "
+                        "AVX-512-BF16, a GPU with bf16; else fp32), bf16 or fp32. A training run records it in "
+                        "options.json; a recipe's mixed_precision holds unless this is given.")]
 LogWithOpt = Annotated[Optional[str], typer.Option(
     "--log-with", help="Also log the metrics to this tracker of accelerate's: tensorboard (into RUN/tensorboard; "
                        "needs the tensorboard package). metrics.jsonl stays the record.")]
@@ -165,12 +169,18 @@ def data_synthetic(
 
 
 def _train(kind: str, recipe: Optional[Path], flags: dict, out: Optional[Path], resume: bool, device: str,
-           log_with: Optional[str]) -> None:
+           precision: str, log_with: Optional[str]) -> None:
     """Every train-* verb: checks, then the run folder, the run, and what to do with it next."""
     from lab.launch import start_run, train
-    from lab.training import use_device, use_tracker
+    from lab.training import use_device, use_precision, use_tracker
     use_device(device)
+    use_precision(precision)
     use_tracker(log_with)
+    if precision != "auto" and resume:
+        raise LabError(f"--resume continues the run in {out} in its own precision (its options.json); leave out "
+                       "--precision")
+    if precision != "auto":
+        flags = {**flags, "mixed_precision": precision}
     if not resume:
         flags = {**flags, "data": str(flags["data"]) if flags.get("data") else None}
     opts, run = start_run(kind, recipe=recipe, flags=flags, out=out, resume=resume)
@@ -198,14 +208,14 @@ def train_any(
     set_: Annotated[Optional[list[str]], typer.Option(
         "--set", help="KEY=VALUE: set one option, as a recipe key (a TOML value: --set steps=500 --set "
                       "size='\"32x48\"'); repeat for several.")] = None,
-    device: DeviceOpt = "auto", log_with: LogWithOpt = None,
+    device: DeviceOpt = "auto", precision: PrecisionOpt = "auto", log_with: LogWithOpt = None,
 ) -> None:
     """Train a run of any kind from a recipe and --set options; train-classifier, train-gan, train-diffusion and
     train-upsampler are the same with a flag for each common option."""
     from lab.kinds import get
     from lab.recipes import parse_settings
     get(kind)
-    _train(kind, recipe, {"data": data, **parse_settings(set_ or [])}, out, resume, device, log_with)
+    _train(kind, recipe, {"data": data, **parse_settings(set_ or [])}, out, resume, device, precision, log_with)
 
 
 @app.command("train-classifier")
@@ -245,14 +255,14 @@ def train_classifier(
     workers: Annotated[Optional[int], typer.Option(
         "--workers", help="Processes reading batches from the image cache (default: with a GPU, the machine's "
                           "cores less one, at most 8; without one, 0: read in the training process).")] = None,
-    device: DeviceOpt = "auto", log_with: LogWithOpt = None,
+    device: DeviceOpt = "auto", precision: PrecisionOpt = "auto", log_with: LogWithOpt = None,
 ) -> None:
     """Fine-tune an ImageNet backbone to predict genres (multi-label) and decade, with baselines beside it."""
     flags = dict(data=data, genre=genre, decade=decade, year_min=year_min, year_max=year_max, seed=seed, size=size,
                  backbone=backbone, weights="none" if no_pretrained else weights, schedule=_schedule(schedule),
                  batch_size=batch_size, lr=lr, backbone_lr=backbone_lr, patience=patience, baselines=baselines,
                  workers=workers)
-    _train("classifier", recipe, flags, out, resume, device, log_with)
+    _train("classifier", recipe, flags, out, resume, device, precision, log_with)
 
 
 def _schedule(text: str | None):
@@ -271,12 +281,13 @@ def evaluate(
         "--data", help="Evaluate on every poster of this dataset folder instead of the run's test split.")] = None,
     out: Annotated[Optional[Path], typer.Option(
         "--out", help="JSON file to write (default: evaluation-<dataset>.json in the run folder).")] = None,
-    device: DeviceOpt = "auto",
+    device: DeviceOpt = "auto", precision: PrecisionOpt = "auto",
 ) -> None:
     """Evaluate a classifier run and its three baselines on the same posters; print one table."""
     from lab.classifier.evaluate import evaluate_run, format_report
-    from lab.training import use_device
+    from lab.training import use_device, use_precision
     use_device(device)
+    use_precision(precision)
     report, path = evaluate_run(run, data, out)
     typer.echo(format_report(report))
     typer.echo(f"written: {path}")
@@ -298,7 +309,7 @@ def predict(
     film_year: Annotated[Optional[int], typer.Option(
         "--year", help="The film's release year, if you know it; the rating is then predicted for a film "
                        "of that decade, and the posters are ranked by it.")] = None,
-    device: DeviceOpt = "auto",
+    device: DeviceOpt = "auto", precision: PrecisionOpt = "auto",
 ) -> None:
     """Print the most probable genres, the decade and the IMDb rating a classifier run sees in each poster.
 
@@ -308,8 +319,9 @@ def predict(
     """
     import json
     from lab.classifier.inference import predict_files
-    from lab.training import use_device
+    from lab.training import use_device, use_precision
     use_device(device)
+    use_precision(precision)
     predictions = predict_files(run, [str(p) for p in images], film_genre, film_year)
     cams = [None] * len(predictions)
     readable = [str(p.path) for p in predictions if not p.error]
@@ -371,14 +383,14 @@ def train_gan(
     diffaugment: Annotated[Optional[str], typer.Option(
         "--diffaugment", help="DiffAugment ops applied to all D sees: any of color,translation,cutout; "
                               "'' for none" + _default(GanOptions, "diffaugment") + ".")] = None,
-    device: DeviceOpt = "auto", log_with: LogWithOpt = None,
+    device: DeviceOpt = "auto", precision: PrecisionOpt = "auto", log_with: LogWithOpt = None,
 ) -> None:
     """Train a conditional GAN that makes posters for a genre and a decade (docs/generators.md)."""
     flags = dict(data=data, genre=genre, decade=decade, year_min=year_min, year_max=year_max, seed=seed, size=size,
                  steps=steps, minutes=minutes, batch_size=batch_size, channels=channels, lr_g=lr_g, lr_d=lr_d,
                  conditional=None if unconditional is None else not unconditional, diffaugment=diffaugment,
                  init_from=str(init_from) if init_from else None)
-    _train("gan", recipe, flags, out, resume, device, log_with)
+    _train("gan", recipe, flags, out, resume, device, precision, log_with)
 
 
 @app.command("train-diffusion")
@@ -411,13 +423,13 @@ def train_diffusion(
         "--condition-dropout", help="Share of posters trained without their genre and decade, so that "
                                     "classifier-free guidance works" + _default(DiffusionOptions, "condition_dropout")
                                     + ".")] = None,
-    device: DeviceOpt = "auto", log_with: LogWithOpt = None,
+    device: DeviceOpt = "auto", precision: PrecisionOpt = "auto", log_with: LogWithOpt = None,
 ) -> None:
     """Train a conditional diffusion model (a UNet denoiser) that makes posters for a genre and a decade."""
     flags = dict(data=data, genre=genre, decade=decade, year_min=year_min, year_max=year_max, seed=seed, size=size,
                  steps=steps, minutes=minutes, batch_size=batch_size, lr=lr, channels=channels, prediction=prediction,
                  condition_dropout=condition_dropout, init_from=str(init_from) if init_from else None)
-    _train("diffusion", recipe, flags, out, resume, device, log_with)
+    _train("diffusion", recipe, flags, out, resume, device, precision, log_with)
 
 
 @app.command("train-upsampler")
@@ -433,12 +445,12 @@ def train_upsampler(
     steps: Annotated[Optional[int], typer.Option(
         "--steps", help="Training steps in all" + _default(UpsamplerOptions, "steps") + ".")] = None,
     minutes: MinutesOpt = None,
-    device: DeviceOpt = "auto", log_with: LogWithOpt = None,
+    device: DeviceOpt = "auto", precision: PrecisionOpt = "auto", log_with: LogWithOpt = None,
 ) -> None:
     """Train a 2x poster upsampler on real posters: the second stage of a cascade (lab sample --upsampler)."""
     flags = dict(data=data, genre=genre, decade=decade, year_min=year_min, year_max=year_max, seed=seed, size=size,
                  steps=steps, minutes=minutes)
-    _train("upsampler", recipe, flags, out, resume, device, log_with)
+    _train("upsampler", recipe, flags, out, resume, device, precision, log_with)
 
 
 @app.command("sample")
@@ -470,15 +482,16 @@ def sample(
         "--like-training", help="Instead of --genre and --decade: -n posters in all, their genres and decades "
                                 "drawn from the run's training posters (what `lab score-samples --cas` "
                                 "needs).")] = False,
-    device: DeviceOpt = "auto",
+    device: DeviceOpt = "auto", precision: PrecisionOpt = "auto",
 ) -> None:
     """Generate posters for genres and decades from a generator run: PNGs, grid.png and samples.json.
 
     Posters are made and written in batches, so -n is bounded by the disk, not by memory.
     """
     from lab.generation.sampling import sample_to_folder
-    from lab.training import use_device
+    from lab.training import use_device, use_precision
     use_device(device)
+    use_precision(precision)
     folder, summary = sample_to_folder(run, genre, decade, n, seed, out, like_training=like_training,
                                        upsampler=upsampler, progress=True, steps=steps, guidance=guidance,
                                        sampler=sampler)
@@ -509,14 +522,15 @@ def score_samples(
                       "samples made with `lab sample RUN --like-training -n 2000`).")] = False,
     out: Annotated[Optional[Path], typer.Option(
         "--out", help="JSON file to write (default: SAMPLES/scores.json).")] = None,
-    device: DeviceOpt = "auto",
+    device: DeviceOpt = "auto", precision: PrecisionOpt = "auto",
 ) -> None:
     """Score generated posters: genre fidelity, realism in two feature spaces, condition effects, memorisation,
     and with --cas the Classification Accuracy Score (docs/scoring.md)."""
     from lab.data.filters import PosterFilter
     from lab.scoring.score import format_scores, score_samples as score
-    from lab.training import use_device
+    from lab.training import use_device, use_precision
     use_device(device)
+    use_precision(precision)
     report, path = score(samples, classifier, real, PosterFilter.from_options(genre, decade), extractor,
                          inception_weights, out, cas=cas)
     typer.echo(format_scores(report))
@@ -529,12 +543,13 @@ def report(
                                              "or a demo folder.")],
     out: Annotated[Optional[Path], typer.Option(
         "--out", help="HTML file to write (default: RUN/report.html).")] = None,
-    device: DeviceOpt = "auto",
+    device: DeviceOpt = "auto", precision: PrecisionOpt = "auto",
 ) -> None:
     """Write one self-contained HTML page about a run: figures, posters, heatmaps, curves, scores."""
     from lab.report import write_report
-    from lab.training import use_device
+    from lab.training import use_device, use_precision
     use_device(device)
+    use_precision(precision)
     path = write_report(run, out)
     typer.echo(f"written: {path} ({path.stat().st_size / 1e6:.1f} MB); open it in a browser")
 
@@ -557,12 +572,13 @@ def demo(
         "--generator-recipe", help="Generator recipe (default: the shipped gan-demo or diffusion-quick).")] = None,
     no_pretrained: Annotated[bool, typer.Option(
         "--no-pretrained", help="Train the classifier's backbone from scratch (no ImageNet weights needed).")] = False,
-    device: DeviceOpt = "auto",
+    device: DeviceOpt = "auto", precision: PrecisionOpt = "auto",
 ) -> None:
     """Run the whole lab on a dataset: classifier, generator, samples and their scores, with quick recipes."""
     from lab.demo import run_demo
-    from lab.training import use_device
+    from lab.training import use_device, use_precision
     use_device(device)
+    use_precision(precision)
     run_demo(data or DEFAULT_DATA, out, resume=resume, samples_per_condition=n, seed=seed, generator=generator,
              classifier_recipe=classifier_recipe, generator_recipe=generator_recipe, pretrained=not no_pretrained,
              say=typer.echo)
@@ -597,15 +613,16 @@ def web_app(
                        "everyone on that network use the app.")] = "127.0.0.1",
     port: Annotated[Optional[int], typer.Option(
         "--port", help="Port to serve on (default: the first free one from 7860).")] = None,
-    device: DeviceOpt = "auto",
+    device: DeviceOpt = "auto", precision: PrecisionOpt = "auto",
 ) -> None:
     """Serve a local web page: read a poster (genres, decade, rating, Grad-CAM), make posters with a generator
     run (each beside its nearest training poster), and browse runs and their reports. Needs gradio
     (pip install -e ".[app]")."""
     from lab.app import LOCAL_HOSTS, PosterApp, launch, require_gradio
-    from lab.training import use_device
+    from lab.training import use_device, use_precision
     require_gradio()
     use_device(device)
+    use_precision(precision)
     if host not in LOCAL_HOSTS:
         typer.echo(f"warning: serving on {host}: anyone who can reach this machine on that network can use the "
                    "app, read posters with it and make posters", err=True)

@@ -21,7 +21,7 @@ from lab.errors import LabError
 from lab.kinds import KIND_KEY, RunKind, get, options_of
 from lab.recipes import resolve_options
 from lab.runs import Run
-from lab.training import create_run
+from lab.training import MIXED_PRECISIONS, create_run, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,8 @@ def start_run(kind: str | RunKind, *, recipe: Path | None = None, flags: dict | 
         return options_of(run), run
     opts = resolve_options(kind.load("options"), recipe, flags or {})
     check(kind, opts)
+    if hasattr(opts, "mixed_precision"):  # options.json records what the run computes in, not "auto"
+        opts.mixed_precision = resolve_precision(opts.mixed_precision)
     if hasattr(opts, "data"):  # a run is read later from other folders: it records where its data is for good
         opts.data = str(Path(opts.data).resolve())
     name = kind.folder_name(opts)
@@ -52,6 +54,8 @@ def check(kind: RunKind, opts) -> None:
     if hasattr(opts, "data"):
         read_dataset(opts.data)
     opts.validate()
+    if getattr(opts, "mixed_precision", "auto") not in MIXED_PRECISIONS:
+        raise LabError(f"mixed_precision must be one of {', '.join(MIXED_PRECISIONS)}, not {opts.mixed_precision!r}")
     parent = getattr(opts, "init_from", None)
     if parent:
         Run.open(Path(parent))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration, PartialState
+from accelerate.state import AcceleratorState
 from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration, broadcast_object_list
 from torch import nn
 
@@ -24,8 +25,11 @@ def seeded(*parts) -> torch.Generator:
 
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "bf16", "fp32")
+MIXED_PRECISIONS = (*PRECISIONS, "no", "fp16")  # a recipe's mixed_precision: also accelerate's own names
 TRACKERS = ("tensorboard",)
-_choice = {"device": "auto", "tracker": None}  # what --device and --log-with asked for, in this process
+# What --device, --precision and --log-with asked for, in this process.
+_choice = {"device": "auto", "precision": "auto", "tracker": None}
 
 
 def use_device(name: str) -> None:
@@ -37,6 +41,45 @@ def use_device(name: str) -> None:
     if name == "mps" and not torch.backends.mps.is_available():
         raise LabError("--device mps: this machine has no Apple-silicon GPU that torch can use")
     _choice["device"] = name
+
+
+def use_precision(name: str) -> None:
+    """The precision of everything computed from now on: auto (`auto_precision`), bf16 or fp32. A run's
+    training takes its own from its options (`mixed_precision`), which --precision sets."""
+    if name not in PRECISIONS:
+        raise LabError(f"--precision must be one of {', '.join(PRECISIONS)}, not {name!r}")
+    _choice["precision"] = name
+
+
+def has_fast_bf16(kind: str) -> bool:
+    """Whether the device does bf16 matrix work in hardware, by torch's own checks: a CUDA GPU with bf16, a
+    Mac whose MPS has it, a CPU with AMX or AVX-512-BF16. Elsewhere bf16 is emulated, slower than fp32."""
+    if kind == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if kind == "mps":
+        return torch.backends.mps.is_available() and torch.backends.mps.is_macos_or_newer(14, 0)
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")  # x86 checks; other CPUs: False
+    return any(getattr(torch.cpu, check, lambda: False)() for check in checks)
+
+
+def auto_precision(kind: str | None = None) -> str:
+    """'bf16' where the device does it in hardware (`has_fast_bf16`), else 'fp32'."""
+    return "bf16" if has_fast_bf16(kind or device_kind()) else "fp32"
+
+
+def resolve_precision(asked: str = "auto") -> str:
+    """What a run or a command computes in: 'bf16', 'fp32' (or 'fp16', a GPU's). 'auto' is --precision where
+    it was given, else `auto_precision`; accelerate's 'no' is fp32."""
+    if asked == "auto":
+        asked = _choice["precision"]
+    if asked == "auto":
+        return auto_precision()
+    return "fp32" if asked == "no" else asked
+
+
+def inference_precision(device: torch.device):
+    """The autocast of inference (predict, features, sampling) on `device`, in the chosen precision."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=resolve_precision() == "bf16")
 
 
 def use_tracker(name: str | None) -> None:
@@ -60,7 +103,7 @@ def device_kind() -> str:
 
 def make_accelerator(mixed_precision: str = "auto", grad_accum: int = 1, *,
                      unused_parameters: bool = False, run: Run | None = None) -> Accelerator:
-    """'auto' is bf16 where a GPU supports it and full precision elsewhere.
+    """`mixed_precision` is a run's: auto, bf16, fp32 (also accelerate's no and fp16); see `resolve_precision`.
 
     `unused_parameters`: some parameters get no gradient in some steps (blocks frozen part of the
     time); several processes then need DDP to look for them, or they wait for each other for ever.
@@ -68,8 +111,12 @@ def make_accelerator(mixed_precision: str = "auto", grad_accum: int = 1, *,
     (see `Run.log_metrics`).
     """
     kind = device_kind()
-    if mixed_precision == "auto":
-        mixed_precision = "bf16" if kind == "cuda" and torch.cuda.is_bf16_supported() else "no"
+    mixed_precision = resolve_precision(mixed_precision)
+    mixed_precision = "no" if mixed_precision == "fp32" else mixed_precision
+    # accelerate keeps one precision per process; a process that trains runs one after another (a demo, a
+    # notebook, the tests) may train them in different ones. The process group (PartialState) stays.
+    if AcceleratorState._shared_state.get("_mixed_precision", mixed_precision) != mixed_precision:
+        AcceleratorState._reset_state()
     kwargs = [DistributedDataParallelKwargs(find_unused_parameters=True)] if unused_parameters else []
     tracking = {}
     if _choice["tracker"] and run is not None:

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 import lab
+import lab.training
 from conftest import SHARED, chromium, lab_ok, run_cli
 from lab.data.synthetic import make_synthetic_posters
 
@@ -191,7 +192,8 @@ def test_runs_tab_lists_the_runs_and_opens_a_report(app_runs, served, tmp_path):
     table, choices = client.predict(api_name="/runs")
     rows = table["data"] if isinstance(table, dict) else table
     assert sorted(r[0] for r in rows) == ["classifier", "diffusion", "gan"]
-    assert {r[1] for r in rows} == {"classifier", "gan", "diffusion"} and all(r[2] == "finished" for r in rows)
+    assert {r[1] for r in rows} == {"classifier", "gan", "diffusion"} and all(r[3] == "finished" for r in rows)
+    assert {r[2] for r in rows} == {lab.training.auto_precision()}  # what each trained in, "auto" resolved
     frame, page = client.predict("gan", api_name="/report")
     assert "<iframe" in frame and "srcdoc=" in frame and Path(page).read_text().startswith("<!")
     assert not (runs / "gan" / "report.html").exists()  # written in the app's own folder

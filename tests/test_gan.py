@@ -185,11 +185,12 @@ def _cli(*args):
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_to_the_same_weights(posters, tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_killed_run_resumes_to_the_same_weights(posters, tmp_path, precision):
     recipe = tmp_path / "tiny.toml"
     recipe.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in {**TINY, "steps": 24, "checkpoint_every": 4}
                               .items()))
-    args = ["--data", str(posters), "--recipe", str(recipe)]
+    args = ["--data", str(posters), "--recipe", str(recipe), "--precision", precision]
     subprocess.run(_cli(*args, "--out", str(tmp_path / "whole")), check=True, capture_output=True)
     state = tmp_path / "killed" / "checkpoints" / "state.pt"
     start_and_kill(_cli(*args, "--out", str(tmp_path / "killed")), state)
@@ -198,6 +199,7 @@ def test_killed_run_resumes_to_the_same_weights(posters, tmp_path):
     whole = load_file(tmp_path / "whole" / "checkpoints" / "g_ema.safetensors")
     resumed = load_file(tmp_path / "killed" / "checkpoints" / "g_ema.safetensors")
     assert all(torch.allclose(whole[k], resumed[k], atol=1e-5) for k in whole)
+    assert json.loads((tmp_path / "killed" / "options.json").read_text())["mixed_precision"] == precision
 
 
 def genre_colours_come_out_right(posters, run_dir, out) -> None:
@@ -214,7 +216,7 @@ def genre_colours_come_out_right(posters, run_dir, out) -> None:
         assert nearest == g, (g, made, real)
 
 
-CONDITIONING = dict(steps=800, channels=16, grid_every=800, checkpoint_every=800, log_every=100)
+CONDITIONING = dict(steps=1600, channels=16, grid_every=1600, checkpoint_every=1600, log_every=100)
 
 
 @pytest.mark.slow

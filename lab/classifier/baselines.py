@@ -17,6 +17,7 @@ from lab.checkpoint import save_weights
 from lab.classifier.metrics import macro_map, spearman, tune_rating_threshold, tune_thresholds
 from lab.classifier.model import INFERENCE_BATCH, GenreClassifier, genre_loss, label_vector
 from lab.data.poster_dataset import batch_loader
+from lab.training import inference_precision
 
 PROBE_FILE = "baselines/linear_probe.safetensors"
 WEIGHT_DECAYS = (1e-4, 1e-3, 1e-2)  # chosen on validation, as an honest probe is
@@ -32,7 +33,8 @@ def extract_features(model: GenreClassifier, dataset, batch_size: int, device, p
     out = []
     for images, *_ in tqdm(batch_loader(dataset, batch_size), desc="extracting features", unit="batch",
                              disable=not progress, leave=False):
-        out.append(model.features(images.to(device, non_blocking=True)).float())
+        with inference_precision(torch.device(device)):
+            out.append(model.features(images.to(device, non_blocking=True)).float())
     return torch.cat(out)
 
 

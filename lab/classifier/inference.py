@@ -17,7 +17,7 @@ from lab.data.images import BadImage, decode_poster
 from lab.errors import LabError
 from lab.kinds import get
 from lab.runs import Run
-from lab.training import inference_device
+from lab.training import inference_device, inference_precision
 
 RUN_FILE = get("classifier").run_file
 
@@ -82,7 +82,9 @@ def classify_images(model: GenreClassifier, images: np.ndarray, size: tuple[int,
             batch = F.interpolate(batch.float(), size=(size[1], size[0]), mode="bilinear", antialias=True,
                                   align_corners=False).clamp(0, 255)
         given = None if labels is None else labels.to(device).expand(len(batch), -1)
-        for key, value in model.predict(batch, given).items():
+        with inference_precision(device):
+            predicted = model.predict(batch, given)
+        for key, value in predicted.items():
             outputs.setdefault(key, []).append(value.cpu())
     return {key: torch.cat(values).numpy() for key, values in outputs.items()}
 

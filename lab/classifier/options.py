@@ -39,7 +39,7 @@ class ClassifierOptions(DataOptions):
     patience: int = 3  # epochs without a better validation mAP before stopping
     baselines: bool = True
     checkpoint_every: int = 200  # batches
-    mixed_precision: str = "auto"  # bf16 where a GPU is, none on CPU
+    mixed_precision: str = "auto"  # lab.training.resolve_precision
     workers: int | None = None  # loader processes; None: what the machine has (lab.training.default_workers)
     seed: int = 0
     split_seed: int = 0

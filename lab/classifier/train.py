@@ -9,7 +9,6 @@ and continues exactly where it stopped with `resume`.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -33,7 +32,7 @@ from lab.data.images import parse_size
 from lab.data.poster_dataset import PosterDataset, Posters, batch_loader, open_posters
 from lab.errors import LabError
 from lab.runs import Run
-from lab.training import WeightAverage, default_workers, make_accelerator, seeded
+from lab.training import WeightAverage, default_workers, inference_precision, make_accelerator, seeded
 
 log = logging.getLogger(__name__)
 MIN_RATED = 20  # training posters with a rating that a rating head needs
@@ -280,8 +279,9 @@ def predict(model, dataset: PosterDataset, batch_size: int, accelerator: Acceler
         loader = accelerator.prepare_data_loader(loader)
     device = accelerator.device if accelerator is not None else next(net.parameters()).device
     outputs: dict[str, list] = {}
-    # A model accelerate did not prepare (the weight average) gets the run's precision here.
-    precision = accelerator.autocast if accelerator is not None else contextlib.nullcontext
+    # A model accelerate did not prepare (the weight average) gets the run's precision here; outside a run,
+    # the chosen one.
+    precision = accelerator.autocast if accelerator is not None else lambda: inference_precision(device)
     for images, genres, decades, _ in tqdm(loader, desc="predicting", unit="batch", disable=not progress,
                                            leave=False):
         genres, decades = genres.to(device), decades.to(device)

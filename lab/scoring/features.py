@@ -8,6 +8,7 @@ is new each time and is not cached.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -22,7 +23,8 @@ from lab.checkpoint import write_atomic
 from lab.data.cache import cache_root
 from lab.errors import LabError
 from lab.kinds import get
-from lab.scoring.extractors import FEATURE, INCEPTION, register_extractors
+from lab.scoring.extractors import FEATURE, INCEPTION, STANDARD_FID, register_extractors
+from lab.training import inference_precision, resolve_precision
 
 log = logging.getLogger(__name__)
 FEATURES_FOLDER = "features"
@@ -78,14 +80,18 @@ def _extract(images: np.ndarray, extractor: str, weights_path: str | None, batch
         raise LabError(f"cannot build the {extractor} feature extractor: {str(e).splitlines()[0]}") from None
     if not len(images):
         return torch.zeros(0, 1, dtype=torch.float64)
-    features = get_featuresdict_from_dataset(_Images(images), net, batch_size, cuda, save_cpu_ram=True,
-                                             verbose=False)
+    precision = inference_precision(torch.device("cuda" if cuda else "cpu")) if extractor not in STANDARD_FID \
+        else contextlib.nullcontext()
+    with precision:
+        features = get_featuresdict_from_dataset(_Images(images), net, batch_size, cuda, save_cpu_ram=True,
+                                                 verbose=False)
     return features[layer].double().cpu()
 
 
 def _cache_path(images: np.ndarray, extractor: str, weights_path: str | None) -> Path:
     digest = hashlib.sha256()
-    digest.update(f"{extractor}\0{images.shape}\0".encode())
+    precision = "fp32" if extractor in STANDARD_FID else resolve_precision()
+    digest.update(f"{extractor}\0{images.shape}\0{precision}\0".encode())
     if weights_path is not None:
         weights = Path(weights_path)
         # A classifier run is identified by its run file; a weights file by itself.
