@@ -86,25 +86,29 @@ def list_runs(folder="runs") -> list:
 
 
 def sample(run, genres: list[str] | None = None, decades: list[str] | None = None, n: int = 16, seed: int = 0, *,
-           out=None, like_training: bool = False, upsampler=None, progress: bool = False, **settings):
+           out=None, like_training: bool = False, upsampler=None, progress: bool = False, steer=None,
+           select_of: int = 1, **settings):
     """Posters from a generator run. Without `out`: a `Samples` (uint8 images (N, H, W, 3), each one's
     condition); with `out`: the samples folder is written, and (its path, what samples.json holds) returned.
+    `steer` and `select_of`: each poster the best of `select_of` draws by that classifier run.
     `settings`: a diffusion run's steps, guidance and sampler."""
     from lab.generation.sampling import sample as in_memory, sample_to_folder
     upsampler = _path(upsampler) if upsampler is not None else None
+    steering = {"steer": _path(steer) if steer is not None else None, "select_of": select_of}
     if out is None:
         return in_memory(_path(run), genres, decades, n, seed, like_training=like_training, upsampler=upsampler,
-                         progress=progress, **settings)
+                         progress=progress, **steering, **settings)
     return sample_to_folder(_path(run), genres, decades, n, seed, Path(out), like_training=like_training,
-                            upsampler=upsampler, progress=progress, **settings)
+                            upsampler=upsampler, progress=progress, **steering, **settings)
 
 
-def score_samples(samples, classifier, *, real=None, extractor: str = "auto", cas: bool = False,
+def score_samples(samples, classifier, *, real=None, extractor: str = "auto", cas: bool = False, judge=None,
                   progress: bool = False) -> dict:
-    """`lab score-samples`: the scores of a samples folder (also written to its scores.json)."""
+    """`lab score-samples`: the scores of a samples folder (also written to its scores.json); `judge`: another
+    classifier run to read the genres and decades."""
     from lab.scoring.score import score_samples as score
     report, _ = score(Path(samples), _path(classifier), Path(real) if real else None, extractor=extractor, cas=cas,
-                      progress=progress)
+                      judge=_path(judge) if judge is not None else None, progress=progress)
     return report
 
 

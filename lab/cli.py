@@ -482,6 +482,13 @@ def sample(
         "--like-training", help="Instead of --genre and --decade: -n posters in all, their genres and decades "
                                 "drawn from the run's training posters (what `lab score-samples --cas` "
                                 "needs).")] = False,
+    steer: Annotated[Optional[Path], typer.Option(
+        "--steer", help="A classifier run that steers the posters: with --select-of N, each poster is the best of "
+                        "N draws for its genres and decade by this classifier. samples.json records it; judge the "
+                        "folder with another classifier (lab score-samples --judge).")] = None,
+    select_of: Annotated[int, typer.Option(
+        "--select-of", help="With --steer: draws per poster, 2 to 64, the most likely kept (best of N); N times "
+                            "the sampling time.")] = 1,
     device: DeviceOpt = "auto", precision: PrecisionOpt = "auto",
 ) -> None:
     """Generate posters for genres and decades from a generator run: PNGs, grid.png and samples.json.
@@ -494,7 +501,7 @@ def sample(
     use_precision(precision)
     folder, summary = sample_to_folder(run, genre, decade, n, seed, out, like_training=like_training,
                                        upsampler=upsampler, progress=True, steps=steps, guidance=guidance,
-                                       sampler=sampler)
+                                       sampler=sampler, steer=steer, select_of=select_of)
     typer.echo(f"{len(summary['images'])} posters from step {summary['step']} in {folder} (grid: {folder / 'grid.png'})")
 
 
@@ -502,7 +509,13 @@ def sample(
 def score_samples(
     samples: Annotated[Path, typer.Argument(help="A folder written by `lab sample` (PNGs + samples.json).")],
     classifier: Annotated[Path, typer.Option("--classifier", help="A classifier run folder; it judges genres "
-                                                                    "and decades.")],
+                                                                    "and decades unless --judge is given, and its "
+                                                                    "scratch CNN gives the features without "
+                                                                    "ImageNet.")],
+    judge: Annotated[Optional[Path], typer.Option(
+        "--judge", help="Another classifier run to read the samples' genres and decade (fidelity, decade accuracy, "
+                        "genre pick). For steered samples (lab sample --steer) use one that did not steer them; the "
+                        "steerer's own reading is shown beside it.")] = None,
     real: Annotated[Optional[Path], typer.Option(
         "--real", help="Compare with every poster of this dataset folder (default: the generator run's "
                        "test split, posters it never trained on).")] = None,
@@ -532,7 +545,7 @@ def score_samples(
     use_device(device)
     use_precision(precision)
     report, path = score(samples, classifier, real, PosterFilter.from_options(genre, decade), extractor,
-                         inception_weights, out, cas=cas)
+                         inception_weights, out, cas=cas, judge=judge)
     typer.echo(format_scores(report))
     typer.echo(f"written: {path}")
 

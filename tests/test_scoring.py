@@ -16,9 +16,13 @@ from lab.data.images import decode_poster
 from lab.data.poster_dataset import open_posters
 from lab.data.synthetic import make_synthetic_posters
 from lab.errors import LabError
+from lab.generation.condition import Condition
+from lab.generation.samples import read_samples
 from lab.generation.sampling import sample_to_folder
+from lab.generation.steering import Steerer
 from lab.scoring.extractors import choose_extractor
 from lab.scoring.features import image_features
+from lab.scoring.genre_signal import genre_choice
 from lab.scoring.fidelity import MIN_PRC_IMAGES, PRC_NEIGHBOURS, fidelity, frechet_distance, precision_recall
 from lab.scoring.score import score_samples
 
@@ -172,6 +176,32 @@ def test_precision_and_recall_need_enough_posters_in_both_sets(real_pixels):
         assert few["precision"] is None and few["recall"] is None and few["fid"] is not None
 
 
+def test_the_genre_signal_takes_the_prior_out_and_is_one_for_real_posters_and_zero_for_genre_blind_ones():
+    rng = np.random.default_rng(0)
+    vocabulary = ["Comedy", "Drama", "Horror", "Romance"]
+    asked = ["Comedy", "Horror", "Romance"]
+
+    def judged(genres, signal):
+        """A judge's probabilities: Drama and Comedy high for everything (the prior), the poster's genre raised by
+        `signal`. Uncentred, Comedy would win most picks of real posters (about 40% right)."""
+        p = rng.uniform(0.05, 0.3, (len(genres), len(vocabulary)))
+        p[:, 0] += 0.3
+        p[:, 1] += 0.6
+        p[np.arange(len(genres)), [vocabulary.index(g) for g in genres]] += signal * rng.uniform(0, 0.4, len(genres))
+        return p.clip(0, 1)
+
+    genres = [asked[k % 3] for k in range(600)]
+    real = judged(genres, 1.0)
+    same = genre_choice(judged(genres, 1.0), genres, real, genres, vocabulary)
+    blind = genre_choice(judged(genres, 0.0), genres, real, genres, vocabulary)
+    half = genre_choice(judged(genres, 0.3), genres, real, genres, vocabulary)
+    assert same["chance"] == pytest.approx(1 / 3) and same["real"] > 0.75
+    assert abs(same["signal"] - 1) < 0.15 and abs(blind["signal"]) < 0.15 and 0.2 < half["signal"] < 0.8
+    # Drama, which this judge ranks first for every poster, wins no pick: only asked genres are picked from, and
+    # a folder that asks for one genre has no pick to make.
+    assert genre_choice(judged(genres[:1] * 5, 1.0), genres[:1] * 5, real, genres, vocabulary) is None
+
+
 def test_extractor_choice_is_explicit_about_inception(tmp_path):
     with pytest.raises(LabError, match="no such file.*mobilenet_v2"):
         choose_extractor("inception-v3-compat", tmp_path / "missing.pth", tmp_path)
@@ -223,6 +253,9 @@ def test_score_samples_writes_the_contract_and_the_real_ceiling(lab_runs, capsys
     assert overall["n"] == 24 and overall["fid"] > 0 and overall["real"]["n"] > 0
     # The classifier learned the synthetic genres, so real posters of a condition sit near the ceiling.
     assert overall["real"]["genre_fidelity"] > 0.6
+    choice = overall["genre_choice"]  # Comedy against Horror, in the vocabulary's order: real posters' genre is picked well above chance
+    assert choice["genres"] == ["Comedy", "Horror"] and choice["chance"] == 0.5 and choice["real"] > 0.7
+    assert 0 <= choice["samples"] <= 1 and "genre signal" in out
     assert all(1 <= image["predicted_rating"] <= 10 for image in scores["images"])
     assert len(scores["images"]) == 24 and set(scores["images"][0]["predicted_genres"]) == \
         {"Action", "Comedy", "Drama", "Horror", "Romance", "Sci-Fi"}
@@ -288,3 +321,53 @@ def test_demo_with_too_few_real_posters_for_fid_says_so(tmp_path, capsys):
     demo = _tiny_demo(tmp_path, posters=40, steps=2, batch=8, n=2)
     headline = json.loads((demo / "headline.json").read_text())
     assert headline["fid"] is None and "too few real test posters" in capsys.readouterr().out
+
+
+# ---- steering: best of N, judged by a classifier that did not steer ----
+
+def test_best_of_n_keeps_the_steerers_favourite_draw_and_a_judge_reads_it_beside_the_steerer(lab_runs, tmp_path,
+                                                                                           capsys):
+    root, plain = lab_runs
+    steer, judge, steered = root / "classifier", tmp_path / "judge", tmp_path / "steered"
+    # The judge differs from the steerer in architecture (a CNN from scratch, no ImageNet) and in seed.
+    lab_ok("train-classifier", "--data", root / "posters", "--out", judge, "--size", "32x48", "--schedule", "2:1",
+           "--no-baselines", "--backbone", "cnn4", "--no-pretrained", "--seed", "1")
+    code, out, err = run_cli(capsys, "sample", root / "gan", "--genre", "Horror", "--genre", "Comedy", "--decade", "1950",
+                             "--decade", "2010", "-n", "6", "--steer", steer, "--select-of", "4", "--out", steered)
+    assert code == 0, err
+    summary, images = read_samples(steered)
+    assert summary["steered_by"] == {"classifier": str(steer.resolve()), "lever": "select_of", "select_of": 4}
+    # A poster's first draw is the unsteered poster of its noise, so the steerer ranks no steered poster below it
+    # (up to the rounding of a batch of another size), and most above: a later draw won.
+    plain_summary, plain_images = read_samples(plain)
+    assert [r["genres"] for r in plain_summary["images"]] == [r["genres"] for r in summary["images"]]
+    conditions = [Condition.from_dict(r) for r in summary["images"]]
+    steerer = Steerer(steer, 4)
+    gain = steerer.log_likelihood(images, conditions) - steerer.log_likelihood(plain_images, conditions)
+    assert gain.min() > -1e-3 and (gain > 1e-3).mean() > 0.5, gain
+
+    code, out, err = run_cli(capsys, "score-samples", steered, "--classifier", steer, "--extractor", "mobilenet_v2")
+    assert code == 0 and "the judge is the steerer" in out, err
+    assert json.loads((steered / "scores.json").read_text())["steering"]["judge_is_steerer"]
+    code, out, err = run_cli(capsys, "score-samples", steered, "--classifier", steer, "--judge", judge, "--extractor",
+                             "mobilenet_v2", "--out", tmp_path / "judged.json")
+    assert code == 0 and "the steerer's own reading" in out, err
+    scores = json.loads((tmp_path / "judged.json").read_text())
+    steering, by_steerer = scores["steering"], scores["steering"]["steerer"]
+    assert scores["judge"] == str(judge.resolve()) and not steering["judge_is_steerer"]
+    assert steering["fidelity_gap"] == pytest.approx(by_steerer["genre_fidelity"] - scores["overall"]["genre_fidelity"])
+    assert 0 <= by_steerer["genre_fidelity"] <= 1 and by_steerer["real"]["n"] == scores["overall"]["real"]["n"]
+    lab_ok("score-samples", plain, "--classifier", steer, "--extractor", "mobilenet_v2", "--out", tmp_path / "plain.json")
+    assert json.loads((tmp_path / "plain.json").read_text())["steering"] is None  # nothing steered those
+
+
+def test_steering_mistakes_are_one_line_and_make_no_folder(lab_runs, tmp_path, capsys):
+    root, _ = lab_runs
+    for args, message in ((["--select-of", "4"], "--select-of needs --steer"),
+                          (["--steer", root / "classifier", "--select-of", "100"], "--select-of must be 2 to 64"),
+                          (["--steer", root / "classifier"], "--select-of must be 2 to 64"),
+                          (["--steer", root / "gan", "--select-of", "4"], "not a classifier run")):
+        code, out, err = run_cli(capsys, "sample", root / "gan", "--genre", "Horror", "--decade", "1950", "-n", "2",
+                                 "--out", tmp_path / "s", *args)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "s").exists()

@@ -25,8 +25,9 @@ from lab.errors import LabError
 from lab.generation.condition import Condition, condition_tensors, parse_conditions
 from lab.generation.run_info import training_conditions
 from lab.generation.samples import SamplesWriter, default_samples_dir
+from lab.generation.steering import Steerer
 from lab.kinds import kind_of
-from lab.training import inference_device, inference_precision
+from lab.training import inference_device, inference_precision, seeded
 
 BATCH = 64
 
@@ -85,18 +86,22 @@ def plan(renderer: Renderer, run_dir: Path, genres: list[str] | None, decades: l
 
 
 def stream(renderer: Renderer, conditions: list[tuple[Condition, int]], seed: int, same_noise: bool,
-           mix: bool, enlarge: Callable[[np.ndarray], np.ndarray] | None = None,
-           batch_size: int = BATCH) -> Iterator[tuple[list[Condition], list[int], np.ndarray]]:
+           mix: bool, enlarge: Callable[[np.ndarray], np.ndarray] | None = None, batch_size: int = BATCH,
+           steerer: Steerer | None = None) -> Iterator[tuple[list[Condition], list[int], np.ndarray]]:
     """Batches of (conditions, index of each poster within its condition, uint8 posters).
 
     With the same noises for every condition, each condition's noise is drawn afresh from `seed`;
     otherwise the noise runs on from one generator through the plan. With `mix`, batches fill up
     across conditions (a plan of many small conditions); without, a batch stops where its condition does.
+    With a `steerer`, each poster is the best of its `select_of` draws (lab.generation.steering); a
+    poster's first draw is the noise it has without one.
     """
     device = inference_device()
     info = renderer.info
+    draws = steerer.select_of if steerer is not None else 1
+    batch_size = max(1, batch_size // draws)  # a batch renders batch_size * draws posters
     rows = [(c, index) for c, count in conditions for index in range(count)]
-    noise_source = torch.Generator().manual_seed(seed)
+    noise_source, more_source = torch.Generator().manual_seed(seed), seeded(seed, "select_of")
     start = 0
     while start < len(rows):
         end = min(start + batch_size, len(rows))
@@ -104,12 +109,19 @@ def stream(renderer: Renderer, conditions: list[tuple[Condition, int]], seed: in
         if not mix:
             end = min(end, start + next(count for c, count in conditions if c == condition) - first)
         if same_noise and first == 0:
-            noise_source = torch.Generator().manual_seed(seed)
+            noise_source, more_source = torch.Generator().manual_seed(seed), seeded(seed, "select_of")
         batch = rows[start:end]
-        noise = torch.randn(len(batch), *renderer.noise_shape, generator=noise_source).to(device)
+        # A poster's first draw is its noise without a steerer; the other draws come from a stream of their own.
+        noise = torch.randn(len(batch), 1, *renderer.noise_shape, generator=noise_source)
+        if draws > 1:
+            more = torch.randn(len(batch), draws - 1, *renderer.noise_shape, generator=more_source)
+            noise = torch.cat([noise, more], 1)
+        noise = noise.to(device)
         y, d = condition_tensors([c for c, _ in batch], info["genres"], info["decades"], device)
         with inference_precision(device):
-            images = renderer.render(noise, y, d)
+            images = renderer.render(noise.flatten(0, 1), y.repeat_interleave(draws, 0), d.repeat_interleave(draws, 0))
+            if steerer is not None:
+                images = steerer.select(images, [c for c, _ in batch])
             if enlarge is not None:
                 images = enlarge(images)
         yield [c for c, _ in batch], [index for _, index in batch], images
@@ -118,40 +130,57 @@ def stream(renderer: Renderer, conditions: list[tuple[Condition, int]], seed: in
 
 def sample(run_dir: Path, genres: list[str] | None = None, decades: list[str] | None = None, n: int = 16,
            seed: int = 0, *, like_training: bool = False, upsampler: Path | None = None, progress: bool = False,
-           **settings) -> Samples:
-    """Posters in memory (see the module's docstring for the two plans); `settings` go to the renderer."""
+           steer: Path | None = None, select_of: int = 1, **settings) -> Samples:
+    """Posters in memory (see the module's docstring for the two plans); `settings` go to the renderer;
+    `steer` and `select_of`: each poster the best of `select_of` draws by that classifier run."""
     renderer, enlarge, summary = _prepare(run_dir, seed, upsampler, settings)
     conditions, same_noise = plan(renderer, run_dir, genres, decades, n, seed, like_training)
+    steerer = _steerer(steer, select_of, conditions)
     images, asked = [], []
     with tqdm(total=sum(c for _, c in conditions), desc="sampling", unit="poster", disable=not progress) as bar:
-        for batch_conditions, _, batch in stream(renderer, conditions, seed, same_noise, like_training, enlarge):
+        for batch_conditions, _, batch in stream(renderer, conditions, seed, same_noise, like_training, enlarge,
+                                                 steerer=steerer):
             images.append(batch)
             asked += batch_conditions
             bar.update(len(batch))
-    return Samples(np.concatenate(images), asked, {**summary, "same_noise": same_noise})
+    return Samples(np.concatenate(images), asked, {**summary, "same_noise": same_noise,
+                                                   "steered_by": steerer.summary() if steerer else None})
 
 
 def sample_to_folder(run_dir: Path, genres: list[str] | None = None, decades: list[str] | None = None,
                      n: int = 16, seed: int = 0, out: Path | None = None, *, like_training: bool = False,
-                     upsampler: Path | None = None, progress: bool = False, **settings) -> tuple[Path, dict]:
+                     upsampler: Path | None = None, progress: bool = False, steer: Path | None = None,
+                     select_of: int = 1, **settings) -> tuple[Path, dict]:
     """The samples folder (`lab sample`): PNGs written as they are made, grid.png and samples.json; returns the
     folder and what samples.json holds. The same seed and settings give the same PNGs."""
     run_dir = Path(run_dir)
     renderer, enlarge, summary = _prepare(run_dir, seed, upsampler, settings)
     conditions, same_noise = plan(renderer, run_dir, genres, decades, n, seed, like_training)
+    steerer = _steerer(steer, select_of, conditions)
     if out is None:
         out = default_samples_dir(run_dir, [c for c, _ in conditions] if not like_training else [], seed)
     width, height = renderer.info["size"]
     scale = 2 if enlarge is not None else 1
     summary = {**summary, "size": [width * scale, height * scale], "same_noise": same_noise,
-               "like_training": like_training}
+               "like_training": like_training, "steered_by": steerer.summary() if steerer else None}
     writer = SamplesWriter(Path(out), conditions, summary)
     with tqdm(total=writer.total, desc="sampling", unit="poster", disable=not progress) as bar:
-        for batch_conditions, indices, batch in stream(renderer, conditions, seed, same_noise, like_training, enlarge):
+        for batch_conditions, indices, batch in stream(renderer, conditions, seed, same_noise, like_training, enlarge,
+                                                       steerer=steerer):
             for condition, index, image in zip(batch_conditions, indices, batch):
                 writer.add(condition, index, image)
             bar.update(len(batch))
     return Path(out), writer.close()
+
+
+def _steerer(steer: Path | None, select_of: int, conditions: list[tuple[Condition, int]]) -> Steerer | None:
+    if steer is None:
+        if select_of != 1:
+            raise LabError("--select-of needs --steer CLASSIFIER_RUN: the classifier that picks the best draw")
+        return None
+    steerer = Steerer(steer, select_of)
+    steerer.check([c for c, _ in conditions])
+    return steerer
 
 
 def _prepare(run_dir: Path, seed: int, upsampler: Path | None, settings: dict):

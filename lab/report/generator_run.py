@@ -146,7 +146,7 @@ def _score_table(scores: dict, folder: Path, part_id: str) -> Section:
     rows = [row(_label(c), c) for c in scores["conditions"]] + [row("overall", scores["overall"])]
     overall = scores["overall"]
     blocks = [Table(columns, rows, (
-        f"{folder / SCORES_FILE}, judged by {scores['classifier']}. Genre fidelity: share of samples whose "
+        f"{folder / SCORES_FILE}, judged by {scores.get('judge', scores['classifier'])}. Genre fidelity: share of samples whose "
         "asked-for genre is in the classifier's top 3; real: the same for real posters of the condition, the "
         f"ceiling. FID/KID and precision/recall on {scores['extractor']} features"
         + (f"; FD[{free}] on a CNN trained from scratch on posters, with no ImageNet in it" if free else "")
@@ -154,6 +154,19 @@ def _score_table(scores: dict, folder: Path, part_id: str) -> Section:
     effects = [[name, _num(overall.get(key), ".2f")] for name, key in (
         ("condition effect", "condition_effect"), ("genre effect (same decade)", "genre_effect"),
         ("decade effect (same genres)", "decade_effect"))]
+    pick = overall.get("genre_choice")
+    if pick:
+        effects.append([f"genre signal: the judge's pick among {', '.join(pick['genres'])}, prior taken out",
+                        f"{_num(pick['signal'], '.2f')} ({pick['samples']:.1%} right; real posters {pick['real']:.1%}, "
+                        f"chance {pick['chance']:.1%})"])
+    steering = scores.get("steering")
+    if steering:
+        by_steerer = steering.get("steerer")
+        effects.append([f"steered by {steering['classifier']} ({steering['lever']} {steering.get('select_of', '')})",
+                        "the judge is the steerer: its figures rate its own picks" if steering["judge_is_steerer"]
+                        else "-" if by_steerer is None else
+                        f"steerer's fidelity {_num(by_steerer['genre_fidelity'], '.2f')}, minus the judge's "
+                        f"{_num(steering['fidelity_gap'], '.2f')}"])
     cas = scores.get("cas")
     if cas:
         effects += [["CAS: macro mAP trained on samples / on real posters",

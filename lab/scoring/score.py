@@ -6,6 +6,8 @@ they are new.
 - Realism: FID/KID and precision/recall of each condition's samples against those real posters, in
   two feature spaces side by side: the standard Inception (or MobileNetV2 where it is missing) and
   the scratch CNN's, which shares nothing with ImageNet (lab.scoring.extractors).
+- Genre signal: the genre the classifier picks among those asked, with the prior taken out, against
+  chance and real posters (lab.scoring.genre_signal).
 - Condition effects: how much the rows of a grid differ by genre and by decade (lab.scoring.condition_effect).
 - Memorisation: the share of samples closer to a training poster than real posters are (lab.scoring.memorisation).
 - With `cas`, the Classification Accuracy Score (lab.scoring.cas) of samples drawn like the training posters.
@@ -32,6 +34,7 @@ from lab.scoring.condition_effect import condition_effects
 from lab.scoring.extractors import INDEPENDENT, choose_extractor
 from lab.scoring.features import image_features
 from lab.scoring.fidelity import fidelity, missing_note
+from lab.scoring.genre_signal import genre_choice
 from lab.scoring.memorisation import memorisation, thumbnails
 
 SCORES_FILE = "scores.json"
@@ -41,20 +44,29 @@ SHOWN_CLOSEST = 8  # samples nearest a training poster that the report shows
 
 def score_samples(samples_dir: Path, classifier_run: Path, real: Path | None = None,
                   flt: PosterFilter = PosterFilter(), extractor: str = "auto", inception_weights: Path | None = None,
-                  out: Path | None = None, *, cas: bool = False, progress: bool = True) -> tuple[dict, Path]:
-    """Score the samples in `samples_dir`; returns the report and where scores.json went."""
+                  out: Path | None = None, *, cas: bool = False, judge: Path | None = None,
+                  progress: bool = True) -> tuple[dict, Path]:
+    """Score the samples in `samples_dir`; returns the report and where scores.json went.
+
+    `judge` is the classifier run that reads the samples' genres and decade (default `classifier_run`, whose
+    scratch CNN gives the feature space without ImageNet). Samples steered by a classifier run are read by
+    that steerer too, and its figures stand beside the judge's.
+    """
     samples_dir = Path(samples_dir)
     summary, images = read_samples(samples_dir)
     info = load_run_info(classifier_run)
+    judge = Path(judge or classifier_run)
+    judge_info = load_run_info(judge)
     conditions = [c for c in read_conditions(summary) if _passes(c, flt)]
     if not conditions:
         raise LabError(f"no condition of {samples_dir} passes the filters")
     for c in conditions:
-        unknown = [g for g in c.genres if g not in info["genres"]] + ([] if c.decade in info["decades"] else
-                                                                       [f"{c.decade}s"])
+        unknown = [g for g in c.genres if g not in judge_info["genres"]] + (
+            [] if c.decade in judge_info["decades"] else [f"{c.decade}s"])
         if unknown:
-            raise LabError(f"classifier run {classifier_run} cannot judge {', '.join(unknown)}: it knows genres "
-                           f"{', '.join(info['genres'])} and decades {info['decades'][0]}s-{info['decades'][-1]}s")
+            raise LabError(f"classifier run {judge} cannot judge {', '.join(unknown)}: it knows genres "
+                           f"{', '.join(judge_info['genres'])} and decades {judge_info['decades'][0]}s-"
+                           f"{judge_info['decades'][-1]}s")
     if cas and (not summary.get("like_training") or len(images) < MIN_POSTERS):
         raise LabError(f"--cas needs at least {MIN_POSTERS} samples drawn like the training posters: make them with "
                        f"`lab sample RUN --like-training -n 2000 --out DIR`")
@@ -69,15 +81,27 @@ def score_samples(samples_dir: Path, classifier_run: Path, real: Path | None = N
     real_pixels, real_genres, real_decades = reference.images[ref_rows], list(ref_table["genres"]), \
         ref_table["decade"].to_numpy()
 
-    model = load_model(classifier_run, info)
     by_condition = [[k for k, r in enumerate(summary["images"]) if (tuple(r["genres"]), r["decade"]) ==
                      (c.genres, c.decade)] for c in conditions]
     fake_rows = np.array(sorted(k for rows in by_condition for k in rows))
     real_by_condition = [np.flatnonzero(np.all([[g in gs for gs in real_genres] for g in c.genres], 0)
                                         & (real_decades == c.decade)) for c in conditions]
     real_rows = np.unique(np.concatenate([np.asarray(r, np.int64) for r in real_by_condition]))
-    fake_p = _by_image(fake_rows, classify_images(model, images[fake_rows], tuple(info["size"])))
-    real_p = _by_image(real_rows, classify_images(model, real_pixels[real_rows], tuple(info["size"])))
+
+    def readings(run: Path, run_info: dict) -> tuple[dict, dict]:
+        model = load_model(run, run_info)
+        return (_by_image(fake_rows, classify_images(model, images[fake_rows], tuple(run_info["size"]))),
+                _by_image(real_rows, classify_images(model, real_pixels[real_rows], tuple(run_info["size"]))))
+
+    def read_overall(fake_p, real_p, run_info) -> dict:
+        all_reals = [(k, c) for c, reals in zip(conditions, real_by_condition) for k in reals]
+        return {**_fidelity_figures([fake_p[k] for k in fake_rows],
+                                    [Condition.from_dict(summary["images"][k]) for k in fake_rows], run_info),
+                "real": {"n": len(all_reals), **_fidelity_figures([real_p[k] for k, _ in all_reals],
+                                                                  [c for _, c in all_reals], run_info)},
+                "genre_choice": _genre_choice(conditions, by_condition, real_by_condition, fake_p, real_p, run_info)}
+
+    fake_p, real_p = readings(judge, judge_info)
     features = {}  # space -> (fake features by row, real features by row)
     for space, (name, weights) in spaces.items():
         fake_f = image_features(images[fake_rows], name, weights)
@@ -85,7 +109,7 @@ def score_samples(samples_dir: Path, classifier_run: Path, real: Path | None = N
         features[space] = (dict(zip(fake_rows, fake_f)), dict(zip(real_rows, real_f)))
 
     def judged(rows, predictions, c):
-        return _fidelity_figures([predictions[k] for k in rows], [c] * len(rows), info)
+        return _fidelity_figures([predictions[k] for k in rows], [c] * len(rows), judge_info)
 
     def realism(fake_rows_, real_rows_) -> dict:
         figures = {}
@@ -98,26 +122,28 @@ def score_samples(samples_dir: Path, classifier_run: Path, real: Path | None = N
     for c, rows, reals in zip(conditions, by_condition, real_by_condition):
         report_conditions.append({**c.to_dict(), "n": len(rows), **judged(rows, fake_p, c), **realism(rows, reals),
                                   "real": {"n": len(reals), **judged(reals, real_p, c)}})
-    all_reals = [(k, c) for c, reals in zip(conditions, real_by_condition) for k in reals]
-    overall = {"n": len(fake_rows),
-               **_fidelity_figures([fake_p[k] for k in fake_rows],
-                                   [Condition.from_dict(summary["images"][k]) for k in fake_rows], info),
-               **realism(fake_rows, real_rows),
-               "real": {"n": len(all_reals), **_fidelity_figures([real_p[k] for k, _ in all_reals],
-                                                                 [c for _, c in all_reals], info)},
-               **condition_effects(summary, images)}
+    judged_overall = read_overall(fake_p, real_p, judge_info)
+    overall = {"n": len(fake_rows), **judged_overall, **realism(fake_rows, real_rows),
+               "real": judged_overall["real"], **condition_effects(summary, images)}
+
+    def read_run(run: Path) -> dict:
+        run_info = load_run_info(run)
+        return read_overall(*readings(run, run_info), run_info)
+
+    steering = _steering(summary.get("steered_by"), judge, read_run, overall)
     per_image = []
     for k in fake_rows:
         record = summary["images"][k]
         genre_p, decade_p, rating = fake_p[k]
         order = np.argsort(-genre_p)
         per_image.append({"file": record["file"], "genres": record["genres"], "decade": record["decade"],
-                          "predicted_genres": {info["genres"][j]: round(float(genre_p[j]), 4) for j in order},
-                          "predicted_decade": int(info["decades"][int(decade_p.argmax())]),
+                          "predicted_genres": {judge_info["genres"][j]: round(float(genre_p[j]), 4) for j in order},
+                          "predicted_decade": int(judge_info["decades"][int(decade_p.argmax())]),
                           "predicted_rating": None if np.isnan(rating) else round(float(rating), 3)})
     independent = INDEPENDENT if INDEPENDENT in spaces else None
     report = {"extractor": next(iter(spaces)), "independent": independent, "samples": str(samples_dir.resolve()),
               "generator_run": summary["run"], "classifier": str(Path(classifier_run).resolve()),
+              "judge": str(judge.resolve()), "steering": steering,
               "real": {"data": str(real) if real is not None else generator_posters.table.root.as_posix(),
                        "part": "all" if real is not None else "test"},
               "size": list(size), "overall": overall, "conditions": report_conditions, "images": per_image,
@@ -130,6 +156,34 @@ def score_samples(samples_dir: Path, classifier_run: Path, real: Path | None = N
     path = Path(out) if out else samples_dir / SCORES_FILE
     save_json(report, path)
     return report, path
+
+
+def _steering(steered_by: dict | None, judge: Path, read_overall, overall: dict) -> dict | None:
+    """What steered the samples and, where the steering classifier is not the judge and is still here, its own
+    reading of them beside the judge's: a steerer that rates its picks far above the judge found a pattern of
+    its own, not the genre."""
+    if not steered_by:
+        return None
+    steerer = Path(steered_by["classifier"])
+    same = steerer.resolve() == judge.resolve()
+    figures = None
+    if not same and steerer.is_dir():
+        figures = read_overall(steerer)
+    gap = None if figures is None or overall["genre_fidelity"] is None else \
+        figures["genre_fidelity"] - overall["genre_fidelity"]
+    return {**steered_by, "judge_is_steerer": same, "steerer": figures, "fidelity_gap": gap}
+
+
+def _genre_choice(conditions, by_condition, real_by_condition, fake_p, real_p, info) -> dict | None:
+    """`genre_choice` over the folder's single-genre conditions."""
+    single = [(c.genres[0], rows, reals) for c, rows, reals in zip(conditions, by_condition, real_by_condition)
+              if len(c.genres) == 1]
+    fake = [(fake_p[k][0], g) for g, rows, _ in single for k in rows]
+    real = [(real_p[k][0], g) for g, _, reals in single for k in reals]
+    if not fake or not real:
+        return None
+    return genre_choice(np.stack([p for p, _ in fake]), [g for _, g in fake], np.stack([p for p, _ in real]),
+                        [g for _, g in real], info["genres"])
 
 
 def _feature_spaces(extractor: str, inception_weights: Path | None, classifier_run: Path,
@@ -258,6 +312,25 @@ def format_scores(report: dict) -> str:
     if effects:
         lines.append(", ".join(effects) + " (rows of the same noise against columns of the same condition: "
                                           "0 means the condition changes nothing)")
+    lines.append(f"judge (fidelity, decade, genre pick): {report.get('judge', report['classifier'])}")
+    steering = report.get("steering")
+    if steering:
+        lines.append(f"steered by {steering['classifier']} ({steering['lever']} {steering.get('select_of', '')})"
+                     + (": the judge is the steerer, so its fidelity, decade and genre pick rate its own picks; give "
+                        "--judge another classifier run" if steering["judge_is_steerer"] else ""))
+        figures = steering.get("steerer")
+        if figures:
+            pick = figures.get("genre_choice") or {}
+            lines.append(f"the steerer's own reading: fidelity {_shown(figures['genre_fidelity'])} (real "
+                         f"{_shown(figures['real']['genre_fidelity'])}), genre signal {_shown(pick.get('signal'))}; "
+                         f"steerer minus judge fidelity {_shown(steering['fidelity_gap'])} (a growing gap: the "
+                         "steering found a pattern of the steerer's, not the genre)")
+    choice = overall.get("genre_choice")
+    if choice:
+        lines.append(f"genre pick: among the {len(choice['genres'])} genres asked, the classifier's genre (each "
+                     f"centred on real posters) is the asked one for {choice['samples']:.1%} of the samples, "
+                     f"{choice['real']:.1%} of real posters, {choice['chance']:.1%} by chance: genre signal "
+                     f"{_shown(choice['signal'])} (0: none, 1: as much as real posters)")
     memo = report.get("memorisation")
     if memo:
         lines.append(f"memorised: {memo['share']:.1%} of the samples (real test posters: {memo['real_test_share']:.1%});"
