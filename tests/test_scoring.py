@@ -337,6 +337,7 @@ def test_best_of_n_keeps_the_steerers_favourite_draw_and_a_judge_reads_it_beside
     assert code == 0, err
     summary, images = read_samples(steered)
     assert summary["steered_by"] == {"classifier": str(steer.resolve()), "lever": "select_of", "select_of": 4}
+    assert not summary["same_noise"]  # each condition kept draws of its own: the rows no longer share noises
     # A poster's first draw is the unsteered poster of its noise, so the steerer ranks no steered poster below it
     # (up to the rounding of a batch of another size), and most above: a later draw won.
     plain_summary, plain_images = read_samples(plain)
@@ -357,8 +358,10 @@ def test_best_of_n_keeps_the_steerers_favourite_draw_and_a_judge_reads_it_beside
     assert scores["judge"] == str(judge.resolve()) and not steering["judge_is_steerer"]
     assert steering["fidelity_gap"] == pytest.approx(by_steerer["genre_fidelity"] - scores["overall"]["genre_fidelity"])
     assert 0 <= by_steerer["genre_fidelity"] <= 1 and by_steerer["real"]["n"] == scores["overall"]["real"]["n"]
+    assert scores["overall"]["condition_effect"] is None
     lab_ok("score-samples", plain, "--classifier", steer, "--extractor", "mobilenet_v2", "--out", tmp_path / "plain.json")
-    assert json.loads((tmp_path / "plain.json").read_text())["steering"] is None  # nothing steered those
+    plain_scores = json.loads((tmp_path / "plain.json").read_text())
+    assert plain_scores["steering"] is None and plain_scores["overall"]["condition_effect"] > 0  # nothing steered those
 
 
 def test_steering_mistakes_are_one_line_and_make_no_folder(lab_runs, tmp_path, capsys):

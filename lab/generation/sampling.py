@@ -128,6 +128,12 @@ def stream(renderer: Renderer, conditions: list[tuple[Condition, int]], seed: in
         start = end
 
 
+def kept_same_noise(same_noise: bool, steerer: Steerer | None) -> bool:
+    """Whether the kept posters of every condition share their noises: best-of-N keeps other draws for other
+    conditions, so its rows differ by noise too, and the condition effects cannot be read from them."""
+    return same_noise and steerer is None
+
+
 def sample(run_dir: Path, genres: list[str] | None = None, decades: list[str] | None = None, n: int = 16,
            seed: int = 0, *, like_training: bool = False, upsampler: Path | None = None, progress: bool = False,
            steer: Path | None = None, select_of: int = 1, **settings) -> Samples:
@@ -143,7 +149,7 @@ def sample(run_dir: Path, genres: list[str] | None = None, decades: list[str] | 
             images.append(batch)
             asked += batch_conditions
             bar.update(len(batch))
-    return Samples(np.concatenate(images), asked, {**summary, "same_noise": same_noise,
+    return Samples(np.concatenate(images), asked, {**summary, "same_noise": kept_same_noise(same_noise, steerer),
                                                    "steered_by": steerer.summary() if steerer else None})
 
 
@@ -161,7 +167,7 @@ def sample_to_folder(run_dir: Path, genres: list[str] | None = None, decades: li
         out = default_samples_dir(run_dir, [c for c, _ in conditions] if not like_training else [], seed)
     width, height = renderer.info["size"]
     scale = 2 if enlarge is not None else 1
-    summary = {**summary, "size": [width * scale, height * scale], "same_noise": same_noise,
+    summary = {**summary, "size": [width * scale, height * scale], "same_noise": kept_same_noise(same_noise, steerer),
                "like_training": like_training, "steered_by": steerer.summary() if steerer else None}
     writer = SamplesWriter(Path(out), conditions, summary)
     with tqdm(total=writer.total, desc="sampling", unit="poster", disable=not progress) as bar:
