@@ -124,7 +124,7 @@ def score_samples(samples_dir: Path, classifier_run: Path, real: Path | None = N
                                   "real": {"n": len(reals), **judged(reals, real_p, c)}})
     judged_overall = read_overall(fake_p, real_p, judge_info)
     overall = {"n": len(fake_rows), **judged_overall, **realism(fake_rows, real_rows),
-               "real": judged_overall["real"], **condition_effects(summary, images)}
+               **condition_effects(summary, images)}
 
     def read_run(run: Path) -> dict:
         run_info = load_run_info(run)
@@ -327,7 +327,7 @@ def format_scores(report: dict) -> str:
                          "steering found a pattern of the steerer's, not the genre)")
     choice = overall.get("genre_choice")
     if choice:
-        lines.append(f"genre pick: among the {len(choice['genres'])} genres asked, the classifier's genre (each "
+        lines.append(f"genre pick: among the {len(choice['genres'])} genres asked, the judge's genre (each "
                      f"centred on real posters) is the asked one for {choice['samples']:.1%} of the samples, "
                      f"{choice['real']:.1%} of real posters, {choice['chance']:.1%} by chance: genre signal "
                      f"{_shown(choice['signal'])} (0: none, 1: as much as real posters)")
