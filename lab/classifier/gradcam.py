@@ -15,19 +15,23 @@ import torch.nn.functional as F
 from matplotlib import colormaps
 from PIL import Image
 
-from lab.classifier.inference import TrainedClassifier
+from lab.classifier.ensemble import Ensemble
+from lab.classifier.inference import TrainedClassifier, classify_images
 from lab.classifier.model import GenreClassifier, backbone_blocks
+from lab.classifier.views import resized
 from lab.data.images import BadImage
 from lab.errors import LabError
 
 OVERLAY_ALPHA = 0.5  # share of the heatmap's colour over the poster where the heatmap is hottest
 
 
-def grad_cam(model: GenreClassifier, images: np.ndarray, genres: list[int] | None = None,
+def grad_cam(model: GenreClassifier | Ensemble, images: np.ndarray, genres: list[int] | None = None,
              batch_size: int = 16, *, rating: bool = False) -> tuple[np.ndarray, list[int]]:
     """uint8 posters (N, H, W, 3) and one genre index each (default: each poster's most probable genre)
     -> (heatmaps (N, H, W) in [0, 1], the genre of each heatmap). With `rating`, the heatmap is where the
     poster raised its predicted rating (from the poster alone), and no genre is chosen."""
+    if isinstance(model, Ensemble):
+        return _ensemble_cam(model, images, genres, batch_size, rating)
     device = next(model.parameters()).device
     heatmaps, chosen_genres = [], []
     for start in range(0, len(images), batch_size):
@@ -48,6 +52,29 @@ def grad_cam(model: GenreClassifier, images: np.ndarray, genres: list[int] | Non
         chosen_genres += chosen
     empty = np.zeros((0, *images.shape[1:3]), np.float32)
     return (np.concatenate(heatmaps) if heatmaps else empty), chosen_genres
+
+
+def _ensemble_cam(model: Ensemble, images: np.ndarray, genres: list[int] | None, batch_size: int,
+                  rating: bool) -> tuple[np.ndarray, list[int]]:
+    """The members' heatmaps of the genre the ensemble finds most probable, each member looking at the
+    poster at its own size (its test-time views left out), averaged with the members' weights."""
+    if genres is None and not rating:
+        genres = classify_images(model, images, images.shape[2:0:-1])["genres"].argmax(1).tolist()
+    total, weights = 0, 0.0
+    for member, size, weight in zip(model.members, model.sizes, model.weights):
+        if weight == 0 or (rating and getattr(member, "rating_head", None) is None):
+            continue
+        pixels = resized(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2), size)
+        pixels = pixels.round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        heat, _ = grad_cam(member, pixels, genres, batch_size, rating=rating)
+        heat = F.interpolate(torch.from_numpy(heat)[:, None], size=images.shape[1:3], mode="bilinear",
+                             align_corners=False)[:, 0].numpy()
+        total, weights = total + weight * heat, weights + weight
+    if not weights:
+        raise LabError("no member of this ensemble has a rating head to take a heatmap of the rating from")
+    heat = total / weights
+    peak = heat.reshape(len(heat), -1).max(1).clip(1e-12)[:, None, None]
+    return (heat / peak).astype(np.float32), ([] if rating else list(genres))
 
 
 def _forward_keeping_last_map(model: GenreClassifier, batch: torch.Tensor):

@@ -8,37 +8,54 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from lab.checkpoint import load_weights
+from lab.classifier.ensemble import Ensemble
 from lab.classifier.model import INFERENCE_BATCH, GenreClassifier, label_vector
+from lab.classifier.views import check_views, resized
 from lab.data.filters import canonical_genres
 from lab.data.images import BadImage, decode_poster
 from lab.errors import LabError
-from lab.kinds import get
-from lab.runs import Run
+from lab.kinds import get, kind_of
 from lab.training import inference_device, inference_precision
 
 RUN_FILE = get("classifier").run_file
+READERS = ("classifier", "ensemble")  # the kinds of run that read posters
 
 
 def load_run_info(run_dir: Path) -> dict:
-    Run.open(run_dir)
-    path = Path(run_dir) / RUN_FILE
+    """What a classifier or ensemble run records (its run file): genres, decades, size, prior, models."""
+    kind = kind_of(run_dir)
+    path = Path(run_dir) / kind.run_file
+    if kind.name not in READERS:
+        raise LabError(f"{run_dir} is a {kind.title} run: it is not a classifier run (nor an ensemble of them)")
     if not path.is_file():
-        raise LabError(f"{run_dir} has no {RUN_FILE}: it is not a classifier run, or its training has not "
-                       f"finished (continue it with `lab train-classifier --out {run_dir} --resume`)")
+        how = (f"continue it with `lab train-classifier --out {run_dir} --resume`" if kind.name == "classifier"
+               else "make it again with `lab ensemble`")
+        raise LabError(f"{run_dir} has no {kind.run_file}: it is not a classifier run, or it has not finished ({how})")
     return json.loads(path.read_text())
 
 
-def load_model(run_dir: Path, info: dict, name: str = "classifier") -> GenreClassifier:
-    """One of the run's models (classifier, linear_probe, scratch_cnn), in eval mode, on the GPU if there is one."""
+def load_model(run_dir: Path, info: dict, name: str = "classifier", *, views: tuple[str, ...] = (),
+               size: tuple[int, int] | None = None) -> GenreClassifier | Ensemble:
+    """One of the run's models (classifier, linear_probe, scratch_cnn), in eval mode, on the GPU if there is one.
+
+    An ensemble run's classifier is its `Ensemble`. `views` (lab.classifier.views) and `size` (W, H) make it
+    read each poster that way instead, averaged over the views: the run as `lab evaluate --views --size` tries it.
+    """
     entry = info["models"].get(name)
     if entry is None:
         raise LabError(f"{run_dir} has no trained {name}")
-    model = GenreClassifier(entry["backbone"], len(info["genres"]), len(info["decades"]), weights=None,
-                            taps=entry.get("taps", ()), rating="rating" in info)
-    load_weights(model, Path(run_dir) / entry["file"])
+    if "members" in entry:
+        model = Ensemble([load_model(m["run"], load_run_info(m["run"])) for m in entry["members"]],
+                         [m["size"] for m in entry["members"]], [m["views"] for m in entry["members"]],
+                         [m["weight"] for m in entry["members"]])
+    else:
+        model = GenreClassifier(entry["backbone"], len(info["genres"]), len(info["decades"]), weights=None,
+                                taps=entry.get("taps", ()), rating="rating" in info)
+        load_weights(model, Path(run_dir) / entry["file"])
+    if views or (size and tuple(size) != tuple(info["size"])):
+        model = Ensemble([model], [size or tuple(info["size"])], [check_views(views)], [1.0])
     return model.eval().to(inference_device())
 
 
@@ -64,23 +81,20 @@ class Prediction:
 
 
 @torch.no_grad()
-def classify_images(model: GenreClassifier, images: np.ndarray, size: tuple[int, int], batch_size: int = INFERENCE_BATCH,
-                    labels: torch.Tensor | None = None) -> dict[str, np.ndarray]:
+def classify_images(model: GenreClassifier | Ensemble, images: np.ndarray, size: tuple[int, int],
+                    batch_size: int = INFERENCE_BATCH, labels: torch.Tensor | None = None) -> dict[str, np.ndarray]:
     """uint8 (N, H, W, 3) -> `GenreClassifier.predict`'s figures as arrays: genres (N, G), decades (N, D)
     and, from a model with a rating head, rating (N,) and, where `labels` (1, G + D + 2) are given for
     every image, rating_given (N,).
 
     Images of another size are resized to the classifier's (W, H) first, as generated posters often are.
     """
-    outputs = {"genres": [torch.zeros(0, model.genre_head.out_features)],  # what no image at all gives
-               "decades": [torch.zeros(0, model.decade_head.out_features)]}
+    outputs = {"genres": [torch.zeros(0, model.n_genres)],  # what no image at all gives
+               "decades": [torch.zeros(0, model.n_decades)]}
     device = next(model.parameters()).device
     for start in range(0, len(images), batch_size):
         batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).permute(0, 3, 1, 2)
-        batch = batch.to(device)
-        if tuple(batch.shape[2:]) != (size[1], size[0]):
-            batch = F.interpolate(batch.float(), size=(size[1], size[0]), mode="bilinear", antialias=True,
-                                  align_corners=False).clamp(0, 255)
+        batch = resized(batch.to(device), size)
         given = None if labels is None else labels.to(device).expand(len(batch), -1)
         with inference_precision(device):
             predicted = model.predict(batch, given)
@@ -111,11 +125,11 @@ def film_labels(info: dict, genres: list[str] | None, year: int | None) -> torch
 class TrainedClassifier:
     """A classifier run opened once, its model loaded, for many predictions (`lab predict`, `lab app`)."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, views: tuple[str, ...] = (), size: tuple[int, int] | None = None):
         self.run_dir = Path(run_dir)
         self.info = load_run_info(self.run_dir)
-        self.model = load_model(self.run_dir, self.info)
-        self.size = tuple(self.info["size"])
+        self.model = load_model(self.run_dir, self.info, views=views, size=size)
+        self.size = tuple(size or self.info["size"])
         self.genres: list[str] = self.info["genres"]
 
     def decode(self, path: str | Path) -> np.ndarray:
@@ -162,7 +176,8 @@ class TrainedClassifier:
         return out
 
 
-def predict_files(run_dir: Path, paths: list[str], genres: list[str] | None = None,
-                  year: int | None = None) -> list[Prediction]:
-    """Genres, decade and rating of each poster file; the rating is told `genres`/`year` where given."""
-    return TrainedClassifier(run_dir).predict_files(paths, genres, year)
+def predict_files(run_dir: Path, paths: list[str], genres: list[str] | None = None, year: int | None = None,
+                  views: tuple[str, ...] = (), size: tuple[int, int] | None = None) -> list[Prediction]:
+    """Genres, decade and rating of each poster file; the rating is told `genres`/`year` where given. `views`
+    and `size` as in `load_model`."""
+    return TrainedClassifier(run_dir, views, size).predict_files(paths, genres, year)

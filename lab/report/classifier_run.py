@@ -15,12 +15,13 @@ from tqdm import tqdm
 from lab.checkpoint import read_json
 from lab.classifier.evaluate import RATING_ROWS, ROWS
 from lab.classifier.gradcam import grad_cam, overlay
-from lab.classifier.inference import RUN_FILE, classify_images, load_model, load_run_info
+from lab.classifier.inference import classify_images, load_model, load_run_info
 from lab.classifier.metrics import SEVEN_GENRES, per_class_ap, seven_genre_accuracy
 from lab.classifier.model import GenreClassifier
 from lab.data.filters import PosterFilter
 from lab.data.poster_dataset import multi_hot, open_run_posters
 from lab.errors import LabError
+from lab.kinds import kind_of
 from lab.report import plots
 from lab.report.blocks import Figure, Gallery, Missing, Part, Row, Section, Table, Tile
 from lab.report.embed import image_uri
@@ -63,12 +64,14 @@ def classifier_page(run_dir: Path, progress: bool = True) -> list[Part]:
 def classifier_part(run_dir: Path, part_id: str = "classifier", progress: bool = True) -> Part:
     run_dir = Path(run_dir)
     run = Run.open(run_dir)
-    part = Part(part_id, "Genre classifier", str(run_dir))
+    kind = kind_of(run_dir)
+    part = Part(part_id, "Genre classifier" if kind.name == "classifier" else "Classifier ensemble", str(run_dir))
     add = part.sections.append
-    if not (run_dir / RUN_FILE).is_file():
+    if not (run_dir / kind.run_file).is_file():
         add(Section(f"{part_id}-model", "Trained classifier", [Missing(
-            f"the trained classifier ({RUN_FILE}): its training has not finished, so there is nothing to "
-            "evaluate yet", f"lab train-classifier --out {run_dir} --resume")]))
+            f"the trained {kind.title} ({kind.run_file}): it has not finished, so there is nothing to "
+            "evaluate yet", f"lab train-classifier --out {run_dir} --resume" if kind.name == "classifier"
+            else "lab ensemble RUN ... (again)")]))
         add(_curves(run, part_id))
         return part
     info = load_run_info(run_dir)
@@ -92,7 +95,7 @@ def classifier_part(run_dir: Path, part_id: str = "classifier", progress: bool =
     add(_grad_cams(model, info, test, picks, part_id))
     if test.rating_p is not None:
         add(_best_and_worst_rated(model, test, part_id))
-    add(_curves(run, part_id))
+    add(_curves(run, part_id) if kind.name == "classifier" else _ensemble_choices(run, info, part_id))
     add(_decade_confusion(test, info, part_id))
     return part
 
@@ -265,6 +268,25 @@ def _curves(run: Run, part_id: str) -> Section:
     section.blocks.append(Figure(plots.curves(panels, "epoch"), "training curves",
                                  "Per epoch, from metrics.jsonl."))
     return section
+
+
+def _ensemble_choices(run: Run, info: dict, part_id: str) -> Section:
+    """What the ensemble tried on validation for each member, and what it kept."""
+    members = info["models"]["classifier"]["members"]
+    rows = []
+    for r in run.metrics():
+        if r.get("member") == "ensemble":
+            weights = ", ".join(map(str, r["weights"]))
+            rows.append(["ensemble", "", "", f"{r['val_macro_map']:.3f}", f"weights {weights}"])
+        elif "member" in r:
+            m = members[r["member"]]
+            kept = (m["size"], m["views"]) == (r["size"], r["views"])
+            rows.append([Path(r["run"]).name, f"{r['size'][0]}x{r['size'][1]}", "+".join(r["views"]) or "none",
+                         f"{r['val_macro_map']:.3f}", f"kept, weight {m['weight']:.2f}" if kept else ""])
+    return Section(f"{part_id}-choices", "What validation chose",
+                   [Table(["member", "size", "views", "validation macro mAP", ""], rows)],
+                   intro="Each member's readings on the validation posters (test posters are never read to "
+                         "choose), from metrics.jsonl.")
 
 
 def _decade_confusion(test: TestPosters, info: dict, part_id: str) -> Section:
