@@ -359,6 +359,16 @@ def test_best_of_n_keeps_the_steerers_favourite_draw_and_a_judge_reads_it_beside
     assert steering["fidelity_gap"] == pytest.approx(by_steerer["genre_fidelity"] - scores["overall"]["genre_fidelity"])
     assert 0 <= by_steerer["genre_fidelity"] <= 1 and by_steerer["real"]["n"] == scores["overall"]["real"]["n"]
     assert scores["overall"]["condition_effect"] is None
+    # An ensemble judges like a classifier run; one that holds the steerer is marked as the steerer.
+    for members, holds_steerer in (([judge], False), ([judge, steer], True)):
+        ensemble = tmp_path / f"ensemble-{len(members)}"
+        lab_ok("ensemble", *members, "--views", "flip", "--out", ensemble)
+        code, out, err = run_cli(capsys, "score-samples", steered, "--classifier", steer, "--judge", ensemble,
+                                 "--extractor", "mobilenet_v2", "--out", ensemble / "judged.json")
+        assert code == 0, err
+        judged = json.loads((ensemble / "judged.json").read_text())
+        assert judged["steering"]["judge_is_steerer"] == holds_steerer and judged["judge"] == str(ensemble.resolve())
+        assert 0 <= judged["overall"]["genre_fidelity"] <= 1
     lab_ok("score-samples", plain, "--classifier", steer, "--extractor", "mobilenet_v2", "--out", tmp_path / "plain.json")
     plain_scores = json.loads((tmp_path / "plain.json").read_text())
     assert plain_scores["steering"] is None and plain_scores["overall"]["condition_effect"] > 0  # nothing steered those

@@ -59,6 +59,12 @@ def load_model(run_dir: Path, info: dict, name: str = "classifier", *, views: tu
     return model.eval().to(inference_device())
 
 
+def reading_runs(run_dir: Path) -> set[Path]:
+    """The classifier runs whose networks read posters for `run_dir`: itself, or an ensemble's members."""
+    members = load_run_info(run_dir)["models"]["classifier"].get("members")
+    return {Path(m["run"]).resolve() for m in members} if members else {Path(run_dir).resolve()}
+
+
 @dataclass
 class Prediction:
     path: str

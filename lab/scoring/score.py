@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from lab.checkpoint import save_json
-from lab.classifier.inference import classify_images, load_model, load_run_info
+from lab.classifier.inference import classify_images, load_model, load_run_info, reading_runs
 from lab.data.filters import PosterFilter
 from lab.data.poster_dataset import Posters, multi_hot, open_posters
 from lab.errors import LabError
@@ -165,7 +165,7 @@ def _steering(steered_by: dict | None, judge: Path, read_overall, overall: dict)
     if not steered_by:
         return None
     steerer = Path(steered_by["classifier"])
-    same = steerer.resolve() == judge.resolve()
+    same = steerer.resolve() in reading_runs(judge)  # an ensemble that holds the steerer is no independent judge
     figures = None
     if not same and steerer.is_dir():
         figures = read_overall(steerer)
