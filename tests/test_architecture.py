@@ -13,7 +13,7 @@ LAYERS = [
     ["lab", "lab.errors", "lab.checkpoint", "lab.runs", "lab.kinds", "lab.recipes"],
     ["lab.data", "lab.options"],
     ["lab.training", "lab.generation.condition", "lab.generation.samples"],
-    ["lab.classifier.model", "lab.classifier.efficientnet_lite", "lab.classifier.ensemble", "lab.classifier.views", "lab.classifier.augment", "lab.classifier.metrics", "lab.classifier.options",
+    ["lab.classifier.model", "lab.classifier.efficientnet_lite", "lab.classifier.extra_features", "lab.classifier.ensemble", "lab.classifier.views", "lab.classifier.augment", "lab.classifier.metrics", "lab.classifier.options",
      "lab.gan.model", "lab.gan.fastgan", "lab.gan.projected", "lab.gan.diffaugment", "lab.gan.options",
      "lab.gan.networks", "lab.diffusion.model", "lab.diffusion.options", "lab.diffusion.sampler",
      "lab.diffusion.networks", "lab.upsampler.model", "lab.upsampler.options", "lab.upsampler.networks",

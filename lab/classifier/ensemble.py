@@ -31,9 +31,11 @@ class Ensemble(nn.Module):
 
     @torch.no_grad()
     def member_predict(self, k: int, images: torch.Tensor, labels: torch.Tensor | None = None) -> dict:
-        """Member k's `predict` on posters of any size, resized to its own and averaged over its views."""
-        images = resized(images, self.sizes[k])
-        seen = [self.members[k].predict(view, labels) for view in view_batches(images, self.views[k])]
+        """Member k's `predict` on posters of any size, resized to its own and averaged over its views. A member's
+        extra networks read the poster itself under every view, as they did its augmented copies in training."""
+        member, images = self.members[k], resized(images, self.sizes[k])
+        extra = member.extra(images) if member.extra is not None else None
+        seen = [member.predict(view, labels, extra) for view in view_batches(images, self.views[k])]
         return {key: torch.stack([s[key].float() for s in seen]).mean(0) for key in seen[0]}
 
     @torch.no_grad()

@@ -18,7 +18,8 @@ from PIL import Image, ImageDraw
 
 from lab.checkpoint import save_json
 from lab.classifier.baselines import genre_decade_ratings, prior_scores
-from lab.classifier.inference import load_model, load_run_info
+from lab.classifier.extra_features import precompute
+from lab.classifier.inference import extra_feature_names, load_model, load_run_info
 from lab.classifier.metrics import SEVEN_GENRES, rating_metrics, seven_genre_accuracy, summary
 from lab.classifier.model import INFERENCE_BATCH
 from lab.classifier.train import predict
@@ -61,6 +62,8 @@ def evaluate_run(run_dir: Path, data: Path | None = None, out: Path | None = Non
         posters = open_posters(data, size=size, progress=progress)
         rows = np.arange(len(posters.table))
         name = f"{Path(data).resolve().name}-{posters.fingerprint[:8]}{setting}"
+    if extra_feature_names(info):
+        precompute(posters.cache, extra_feature_names(info), progress=progress)
     labels = multi_hot(posters.table.posters["genres"], info["genres"])  # the run's genres, not the data's
     years = posters.table.posters["year"].to_numpy()[rows]
     # The run's decade indices; -1 for a decade it never saw (the rating head is then not told it).

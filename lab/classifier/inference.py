@@ -52,7 +52,8 @@ def load_model(run_dir: Path, info: dict, name: str = "classifier", *, views: tu
                          [m["weight"] for m in entry["members"]])
     else:
         model = GenreClassifier(entry["backbone"], len(info["genres"]), len(info["decades"]), weights=None,
-                                taps=entry.get("taps", ()), rating="rating" in info)
+                                taps=entry.get("taps", ()), rating="rating" in info,
+                                extra_features=tuple(entry.get("extra_features", ())))
         load_weights(model, Path(run_dir) / entry["file"])
     if views or (size and tuple(size) != tuple(info["size"])):
         model = Ensemble([model], [size or tuple(info["size"])], [check_views(views)], [1.0])
@@ -63,6 +64,16 @@ def reading_runs(run_dir: Path) -> set[Path]:
     """The classifier runs whose networks read posters for `run_dir`: itself, or an ensemble's members."""
     members = load_run_info(run_dir)["models"]["classifier"].get("members")
     return {Path(m["run"]).resolve() for m in members} if members else {Path(run_dir).resolve()}
+
+
+def extra_feature_names(info: dict) -> tuple[str, ...]:
+    """The extra networks (lab.classifier.extra_features) that a run's classifier reads: an ensemble's, its
+    members'. A command that reads a dataset's posters with it precomputes their features first."""
+    entry = info["models"]["classifier"]
+    if "members" not in entry:
+        return tuple(entry.get("extra_features", ()))
+    names = [n for m in entry["members"] for n in extra_feature_names(load_run_info(m["run"]))]
+    return tuple(dict.fromkeys(names))
 
 
 @dataclass

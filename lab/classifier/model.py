@@ -11,6 +11,7 @@ import torchvision
 from torch import nn
 
 from lab.classifier.efficientnet_lite import VARIANTS as EFFICIENTNET_LITE, EfficientNetLite, check_efficientnet_lite
+from lab.classifier.extra_features import ExtraFeatures
 from lab.errors import LabError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -179,11 +180,13 @@ class GenreClassifier(nn.Module):
 
     `taps` names backbone blocks (indices into `backbone_blocks`) whose globally pooled outputs join
     the last features: genre lives in colour, type and layout as much as in ImageNet's objects, and
-    those are read at every depth.
+    those are read at every depth. `extra_features` names frozen networks (`lab.classifier.extra_features`)
+    whose features, standardised, join them too.
     """
 
     def __init__(self, backbone: str, n_genres: int, n_decades: int, weights: str | None = None,
-                 dropout: float = 0.2, taps: tuple[int, ...] = (), rating: bool = False):
+                 dropout: float = 0.2, taps: tuple[int, ...] = (), rating: bool = False,
+                 extra_features: tuple[str, ...] = ()):
         super().__init__()
         self.backbone, width = build_backbone(backbone, weights)
         self.taps = tuple(taps)
@@ -197,6 +200,12 @@ class GenreClassifier(nn.Module):
             with torch.no_grad():
                 width = self._pooled(self.backbone.eval()(torch.zeros(1, 3, 64, 64))).shape[1]
             self.backbone.train()
+        self.extra = ExtraFeatures(extra_features) if extra_features else None
+        if self.extra is not None:
+            width += self.extra.width
+            # The training posters' mean and spread of each extra feature, kept with the weights.
+            self.register_buffer("extra_mean", torch.zeros(self.extra.width))
+            self.register_buffer("extra_std", torch.ones(self.extra.width))
         self.dropout = nn.Dropout(dropout)
         self.genre_head = nn.Linear(width, n_genres)
         self.decade_head = nn.Linear(width, n_decades)
@@ -223,23 +232,37 @@ class GenreClassifier(nn.Module):
         tapped, self._tapped = self._tapped, []
         return torch.cat([t.float().mean((2, 3)) for t in tapped] + [last.float()], 1) if tapped else last
 
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        """Penultimate features of images given as uint8 or floats in [0, 255]."""
+    @torch.no_grad()
+    def set_extra_scale(self, features: torch.Tensor) -> None:
+        """Standardise the extra features by those of the training posters, (N, extra width)."""
+        self.extra_mean.copy_(features.mean(0))
+        self.extra_std.copy_(features.std(0).clamp_min(1e-3))
+
+    def features(self, images: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        """Penultimate features of images given as uint8 or floats in [0, 255]. `extra`: the extra networks'
+        features of the images (their `ExtraFeatures`), where they are at hand; else they are found or computed."""
         x = (images.float() / 255 - self.mean) / self.std
         self._tapped = []  # nothing left from a forward pass that did not end here
-        return self._pooled(self.backbone(x.contiguous(memory_format=torch.channels_last)))
+        h = self._pooled(self.backbone(x.contiguous(memory_format=torch.channels_last)))
+        if self.extra is None:
+            return h
+        extra = self.extra(images) if extra is None else extra
+        return torch.cat([h.float(), (extra.to(h.device) - self.extra_mean) / self.extra_std], 1)
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None):
-        """`labels` (from `label_vector`) is what the rating head is told; the rating is standardised."""
-        h = self.dropout(self.features(images))
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None, extra: torch.Tensor | None = None):
+        """`labels` (from `label_vector`) is what the rating head is told; the rating is standardised. `extra`:
+        as `features` takes it (training passes the un-augmented posters' own)."""
+        h = self.dropout(self.features(images, extra))
         rating = self.rating_head(h, labels) if self.rating_head is not None else None
         return self.genre_head(h), self.decade_head(h), rating
 
     @torch.no_grad()
-    def predict(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def predict(self, images: torch.Tensor, labels: torch.Tensor | None = None,
+                extra: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Probabilities and ratings of a batch in eval mode: genres (B, G), decades (B, D), and where
-        the model has a rating head, rating (B,) from the poster alone and rating_given (B,) with `labels`."""
-        h = self.features(images)
+        the model has a rating head, rating (B,) from the poster alone and rating_given (B,) with `labels`.
+        `extra`: as `features` takes it."""
+        h = self.features(images, extra)
         out = {"genres": torch.sigmoid(self.genre_head(h).float()),
                "decades": torch.softmax(self.decade_head(h).float(), 1)}
         if self.rating_head is not None:

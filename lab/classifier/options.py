@@ -22,6 +22,8 @@ class ClassifierOptions(DataOptions):
     # [epochs, share of backbone blocks trained, from the top]: heads first, then unfreeze progressively.
     schedule: list = field(default_factory=lambda: [[2, 0.0], [2, 0.3], [4, 1.0]])
     taps: list = field(default_factory=list)  # backbone blocks whose pooled outputs join the head's input
+    # Frozen networks whose features of each poster join them too (lab.classifier.extra_features): ["inception"].
+    extra_features: list = field(default_factory=list)
     ema: float = 0.0  # decay of the weights' moving average that is evaluated and kept; 0: none
     batch_size: int = 64  # over all processes
     grad_accum: int = 1
@@ -59,6 +61,7 @@ class ClassifierOptions(DataOptions):
             self.weights = None
 
     def validate(self) -> None:
+        from lab.classifier.extra_features import check_extra_features
         from lab.classifier.model import check_backbone
         from lab.data.images import parse_size
         parse_size(self.size)
@@ -81,6 +84,9 @@ class ClassifierOptions(DataOptions):
         if self.genre_loss not in GENRE_LOSSES:
             raise LabError(f"genre_loss must be one of {', '.join(GENRE_LOSSES)}, not {self.genre_loss!r}")
         check_backbone(self.backbone, self.weights)
+        if not isinstance(self.extra_features, list):
+            raise LabError(f"extra_features must be a list such as [\"inception\"], not {self.extra_features!r}")
+        check_extra_features(self.extra_features)
 
     def trained_share(self, epoch: int) -> float:
         for epochs, share in self.schedule:
@@ -120,6 +126,7 @@ class EnsembleOptions:
 
         from lab.classifier.views import check_views
         from lab.data.images import parse_size
+        from lab.data.split import PARTS
         from lab.kinds import kind_of
         if not self.members:
             raise LabError("an ensemble needs at least one classifier run")
@@ -136,8 +143,10 @@ class EnsembleOptions:
             if not (member / kind.run_file).is_file():
                 raise LabError(f"{member} has not finished training (no {kind.run_file})")
             info = json.loads((member / kind.run_file).read_text())
-            split = (member / "split.json").read_text() if (member / "split.json").is_file() else None
-            here = (info["genres"], info["decades"], info["dataset"], split)
+            # The split's posters, not the dataset's fingerprint: that also holds the files' times, which
+            # change when the same posters are copied or mounted again.
+            split = json.loads((member / "split.json").read_text()) if (member / "split.json").is_file() else {}
+            here = (info["genres"], info["decades"], {p: split.get(p) for p in PARTS})
             if first is None:
                 first = (member, here)
             elif here != first[1]:

