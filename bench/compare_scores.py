@@ -5,7 +5,7 @@
 Every figure of the overall row: FID/KID/precision/recall in the chosen feature space (the standard
 Inception where it is installed), FD/precision/recall in the scratch CNN's (no ImageNet in it), genre
 fidelity beside the real posters' ceiling, the genre signal with the prior taken out, the condition
-effects, the memorised share beside real test posters', and, from a folder scored with --cas, the CAS ratios.
+effects (the genre's and decade's also on posters shrunk to a quarter of their sides), the memorised share beside real test posters', and, from a folder scored with --cas, the CAS ratios.
 """
 
 import argparse
@@ -43,7 +43,7 @@ def main():
     first = _scores(next(iter(folders.values())))
     tag, free = first["extractor"], first.get("independent") or "-"
     print(f"| generator | FID[{tag}] | KID | precision | recall | FD[{free}] | precision | recall | genre fidelity "
-          f"(real) | genre signal (picked right, real) | condition effect | genre effect | decade effect "
+          f"(real) | genre signal (picked right, real) | condition effect | genre effect (blurred) | decade effect (blurred) "
           f"| memorised (real test) | CAS mAP ratio (above chance) | CAS decade ratio |")
     print("| --- " * 16 + "|")
     for name, folder in folders.items():
@@ -58,7 +58,8 @@ def main():
               f"({_num(o['real']['genre_fidelity'], '.2f')}) | {_num(pick.get('signal'), '.2f')} "
               f"({_num(pick.get('samples'), '.2f')}, {_num(pick.get('real'), '.2f')}) | "
               f"{_num(o.get('condition_effect'), '.2f')} | "
-              f"{_num(o.get('genre_effect'), '.2f')} | {_num(o.get('decade_effect'), '.2f')} | "
+              f"{_num(o.get('genre_effect'), '.2f')} ({_num(o.get('genre_effect_blurred'), '.2f')}) | "
+              f"{_num(o.get('decade_effect'), '.2f')} ({_num(o.get('decade_effect_blurred'), '.2f')}) | "
               f"{_num(memo.get('share'), '.1%')} ({_num(memo.get('real_test_share'), '.1%')}) | "
               + (f"{c['map_ratio']:.2f} ({_num(c['map_ratio_above_chance'], '.2f')}) | {_num(c['decade_ratio'], '.2f')} |"
                  if c else "- | - |"))

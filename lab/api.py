@@ -87,14 +87,16 @@ def list_runs(folder="runs") -> list:
 
 def sample(run, genres: list[str] | None = None, decades: list[str] | None = None, n: int = 16, seed: int = 0, *,
            out=None, like_training: bool = False, upsampler=None, progress: bool = False, steer=None,
-           select_of: int = 1, **settings):
+           select_of: int = 1, steer_scale: float = 0.0, **settings):
     """Posters from a generator run. Without `out`: a `Samples` (uint8 images (N, H, W, 3), each one's
     condition); with `out`: the samples folder is written, and (its path, what samples.json holds) returned.
-    `steer` and `select_of`: each poster the best of `select_of` draws by that classifier run.
+    `steer`: a classifier run that steers, `select_of`: each poster the best of that many draws by it,
+    `steer_scale`: its classifier guidance (diffusion runs).
     `settings`: a diffusion run's steps, guidance and sampler."""
     from lab.generation.sampling import sample as in_memory, sample_to_folder
     upsampler = _path(upsampler) if upsampler is not None else None
-    steering = {"steer": _path(steer) if steer is not None else None, "select_of": select_of}
+    steering = {"steer": _path(steer) if steer is not None else None, "select_of": select_of,
+                "steer_scale": steer_scale}
     if out is None:
         return in_memory(_path(run), genres, decades, n, seed, like_training=like_training, upsampler=upsampler,
                          progress=progress, **steering, **settings)

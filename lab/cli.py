@@ -442,12 +442,21 @@ def train_gan(
     diffaugment: Annotated[Optional[str], typer.Option(
         "--diffaugment", help="DiffAugment ops applied to all D sees: any of color,translation,cutout; "
                               "'' for none" + _default(GanOptions, "diffaugment") + ".")] = None,
+    steer: Annotated[Optional[Path], typer.Option(
+        "--steer", help="A classifier run (trained on the same posters) whose frozen network steers G: its genre "
+                        "and decade loss on G's posters, seen through random crops and blur, joins G's loss, "
+                        "weighted --steer-weight (recipe key steer_ramp ramps it in). Judge the GAN's samples with "
+                        "another classifier (lab score-samples --judge).")] = None,
+    steer_weight: Annotated[Optional[float], typer.Option(
+        "--steer-weight", help="With --steer: the steering loss's weight" + _default(GanOptions, "steer_weight")
+        + ".")] = None,
     device: DeviceOpt = "auto", precision: PrecisionOpt = "auto", log_with: LogWithOpt = None,
 ) -> None:
     """Train a conditional GAN that makes posters for a genre and a decade (docs/generators.md)."""
     flags = dict(data=data, genre=genre, decade=decade, year_min=year_min, year_max=year_max, seed=seed, size=size,
                  steps=steps, minutes=minutes, batch_size=batch_size, channels=channels, lr_g=lr_g, lr_d=lr_d,
                  conditional=None if unconditional is None else not unconditional, diffaugment=diffaugment,
+                 steer=str(steer.resolve()) if steer else None, steer_weight=steer_weight,
                  init_from=str(init_from) if init_from else None)
     _train("gan", recipe, flags, out, resume, device, precision, log_with)
 
@@ -482,12 +491,18 @@ def train_diffusion(
         "--condition-dropout", help="Share of posters trained without their genre and decade, so that "
                                     "classifier-free guidance works" + _default(DiffusionOptions, "condition_dropout")
                                     + ".")] = None,
+    genre_dropout: Annotated[Optional[float], typer.Option(
+        "--genre-dropout", help="Share of posters trained with their decade but without their genres, drawn apart "
+                                "from --condition-dropout, so that sampling can give the genres a guidance of their "
+                                "own (lab sample --genre-guidance); 0: one guidance for both"
+                                + _default(DiffusionOptions, "genre_dropout") + ".")] = None,
     device: DeviceOpt = "auto", precision: PrecisionOpt = "auto", log_with: LogWithOpt = None,
 ) -> None:
     """Train a conditional diffusion model (a UNet denoiser) that makes posters for a genre and a decade."""
     flags = dict(data=data, genre=genre, decade=decade, year_min=year_min, year_max=year_max, seed=seed, size=size,
                  steps=steps, minutes=minutes, batch_size=batch_size, lr=lr, channels=channels, prediction=prediction,
-                 condition_dropout=condition_dropout, init_from=str(init_from) if init_from else None)
+                 condition_dropout=condition_dropout, genre_dropout=genre_dropout,
+                 init_from=str(init_from) if init_from else None)
     _train("diffusion", recipe, flags, out, resume, device, precision, log_with)
 
 
@@ -532,6 +547,9 @@ def sample(
         "--guidance", help=f"Diffusion runs only: classifier-free guidance scale, 0 to 20; 0 ignores the "
                            f"condition, 1 is the plain conditional model, more follows it harder at some cost "
                            f"in variety (default {DEFAULT_GUIDANCE:g}).")] = None,
+    genre_guidance: Annotated[Optional[float], typer.Option(
+        "--genre-guidance", help="Diffusion runs trained with genre_dropout only: the genres' own guidance scale, 0 "
+                                 "to 20; --guidance is then the decade's (default: none, one guidance for both).")] = None,
     sampler: Annotated[Optional[str], typer.Option(
         "--sampler", help=f"Diffusion runs only: ddim or dpm++ (DPM-Solver++) (default {DEFAULT_SAMPLER}).")] = None,
     upsampler: Annotated[Optional[Path], typer.Option(
@@ -542,12 +560,17 @@ def sample(
                                 "drawn from the run's training posters (what `lab score-samples --cas` "
                                 "needs).")] = False,
     steer: Annotated[Optional[Path], typer.Option(
-        "--steer", help="A classifier run that steers the posters: with --select-of N, each poster is the best of "
-                        "N draws for its genres and decade by this classifier. samples.json records it; judge the "
-                        "folder with another classifier (lab score-samples --judge).")] = None,
+        "--steer", help="A classifier run that steers the posters toward their genres and decade, by --select-of "
+                        "and/or --steer-scale. samples.json records it; judge the folder with another classifier "
+                        "(lab score-samples --judge).")] = None,
     select_of: Annotated[int, typer.Option(
-        "--select-of", help="With --steer: draws per poster, 2 to 64, the most likely kept (best of N); N times "
-                            "the sampling time.")] = 1,
+        "--select-of", help="With --steer: draws per poster, 2 to 64, the one the classifier finds most likely kept "
+                            "(best of N); N times the sampling time.")] = 1,
+    steer_scale: Annotated[float, typer.Option(
+        "--steer-scale", help="With --steer, diffusion runs only: classifier guidance, 0 to 10. Each sampling step "
+                              "moves the predicted clean poster up the classifier's gradient (read through random "
+                              "crops and blur), by this RMS in [-1, 1] pixels times the noise level; about 0.1-0.5 "
+                              "(docs/generators.md). About 3x the sampling time.")] = 0.0,
     device: DeviceOpt = "auto", precision: PrecisionOpt = "auto",
 ) -> None:
     """Generate posters for genres and decades from a generator run: PNGs, grid.png and samples.json.
@@ -560,7 +583,7 @@ def sample(
     use_precision(precision)
     folder, summary = sample_to_folder(run, genre, decade, n, seed, out, like_training=like_training,
                                        upsampler=upsampler, progress=True, steps=steps, guidance=guidance,
-                                       sampler=sampler, steer=steer, select_of=select_of)
+                                       genre_guidance=genre_guidance, sampler=sampler, steer=steer, select_of=select_of, steer_scale=steer_scale)
     typer.echo(f"{len(summary['images'])} posters from step {summary['step']} in {folder} (grid: {folder / 'grid.png'})")
 
 

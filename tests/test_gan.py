@@ -8,14 +8,15 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from conftest import start_and_kill
+from conftest import lab_ok, start_and_kill
 from lab.checkpoint import load_state
 from lab.data.poster_dataset import open_posters
 from lab.data.synthetic import make_synthetic_posters
 from lab.errors import LabError
 from lab.gan.diffaugment import diff_augment
 from lab.gan.model import Discriminator, Generator
-from lab.generation.sampling import sample_to_folder
+from lab.generation.sampling import sample, sample_to_folder
+from lab.generation.steering import Steerer
 from lab.gan.networks import build_discriminators, build_generator
 from lab.gan.options import GanOptions
 from lab.gan.train import train_gan
@@ -223,3 +224,30 @@ CONDITIONING = dict(steps=1600, channels=16, grid_every=1600, checkpoint_every=1
 def test_conditioning_is_learned_on_synthetic_posters(posters, tmp_path):
     _train(posters, tmp_path / "cond", **CONDITIONING)
     genre_colours_come_out_right(posters, tmp_path / "cond", tmp_path / "samples")
+
+
+@pytest.mark.slow
+def test_a_classifier_steers_g_and_a_judge_that_never_steered_reads_the_change(posters, tmp_path):
+    """A frozen classifier's genre/decade loss on G's posters: after the same steps, G's posters are read as
+    their condition better, by that classifier and by another one (another seed) that never steered."""
+    readers = {}
+    for name, seed in (("steer", "0"), ("judge", "1")):
+        lab_ok("train-classifier", "--data", posters, "--out", tmp_path / name, "--size", "32x48", "--schedule",
+               "12:1", "--backbone", "cnn4", "--no-pretrained", "--lr", "3e-3", "--backbone-lr", "3e-3",
+               "--batch-size", "32", "--no-baselines", "--seed", seed)
+        readers[name] = Steerer(tmp_path / name, 2)
+    plain = _train(posters, tmp_path / "plain", steps=300, grid_every=300, checkpoint_every=300)[1].path
+    steered = _train(posters, tmp_path / "steered", steps=300, grid_every=300, checkpoint_every=300,
+                     steer=str(tmp_path / "steer"), steer_weight=3.0, steer_ramp=[50, 150])[1].path
+    metrics = [(r["step"], r["g_steer"]) for r in Run(steered).metrics()]
+    assert all(loss == 0 for step, loss in metrics if step <= 50) and all(loss > 0 for step, loss in metrics[-5:])
+    made = {run: sample(run, ["Action", "Drama", "Sci-Fi"], ["1990"], 8) for run in (plain, steered)}
+    for name, reader in readers.items():
+        read = {run: reader.log_likelihood(s.images, s.conditions).mean() for run, s in made.items()}
+        assert read[steered] > read[plain] + 0.5, (name, read)
+    with pytest.raises(LabError, match="steer .* and steer_weight"):
+        GanOptions(data=str(posters), steer=str(tmp_path / "steer")).validate()
+    with pytest.raises(LabError, match="conditional GAN"):
+        GanOptions(data=str(posters), steer=str(tmp_path / "steer"), steer_weight=1.0, conditional=False).validate()
+    with pytest.raises(LabError, match="not a classifier run"):
+        GanOptions(data=str(posters), steer=str(plain), steer_weight=1.0).validate()

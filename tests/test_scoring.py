@@ -20,6 +20,7 @@ from lab.generation.condition import Condition
 from lab.generation.samples import read_samples
 from lab.generation.sampling import sample_to_folder
 from lab.generation.steering import Steerer
+from lab.scoring.condition_effect import condition_effects
 from lab.scoring.extractors import choose_extractor
 from lab.scoring.features import image_features
 from lab.scoring.genre_signal import genre_choice
@@ -202,6 +203,26 @@ def test_the_genre_signal_takes_the_prior_out_and_is_one_for_real_posters_and_ze
     assert genre_choice(judged(genres[:1] * 5, 1.0), genres[:1] * 5, real, genres, vocabulary) is None
 
 
+def test_condition_effects_tell_a_change_a_person_sees_from_a_pixel_pattern_that_a_blur_removes():
+    """Rows of a grid that differ by genre in layout and colour keep their effect on posters shrunk to a quarter;
+    rows that differ by a one-pixel checkerboard (what an adversarial texture looks like) lose it."""
+    rng = np.random.default_rng(0)
+    n, h, w = 6, 48, 32
+    noises = rng.integers(60, 190, (n, h // 8, w // 8, 3)).repeat(8, 1).repeat(8, 2)  # each column's own layout
+    checker = ((np.indices((h, w)).sum(0) % 2) * 2 - 1)[None, :, :, None]
+    block = np.zeros((h, w, 1))
+    block[: h // 2] = 1  # the top half's colour shifted: what a person sees
+    made = {("Horror", 1980): noises, ("Comedy", 1980): noises + 50 * checker,
+            ("Horror", 2000): noises + 50 * block}
+    pixels = np.clip(np.concatenate(list(made.values())), 0, 255).astype(np.uint8)
+    summary = {"n": n, "conditional": True, "same_noise": True,
+               "images": [{"genres": [g], "decade": d, "index": i} for g, d in made for i in range(n)]}
+    effects = condition_effects(summary, pixels)
+    assert effects["genre_effect"] > 0.5 and effects["genre_effect_blurred"] < 0.02 * effects["genre_effect"]
+    assert effects["decade_effect"] > 0.2 and effects["decade_effect_blurred"] > 0.8 * effects["decade_effect"]
+    assert condition_effects({**summary, "same_noise": False}, pixels) == dict.fromkeys(effects)
+
+
 def test_extractor_choice_is_explicit_about_inception(tmp_path):
     with pytest.raises(LabError, match="no such file.*mobilenet_v2"):
         choose_extractor("inception-v3-compat", tmp_path / "missing.pth", tmp_path)
@@ -378,7 +399,10 @@ def test_steering_mistakes_are_one_line_and_make_no_folder(lab_runs, tmp_path, c
     root, _ = lab_runs
     for args, message in ((["--select-of", "4"], "--select-of needs --steer"),
                           (["--steer", root / "classifier", "--select-of", "100"], "--select-of must be 2 to 64"),
-                          (["--steer", root / "classifier"], "--select-of must be 2 to 64"),
+                          (["--steer", root / "classifier"], "--steer needs a lever"),
+                          (["--steer-scale", "0.5"], "--steer-scale needs --steer"),
+                          (["--steer", root / "classifier", "--steer-scale", "-1"], "--steer-scale must be between"),
+                          (["--steer", root / "classifier", "--steer-scale", "0.5"], "is for diffusion runs"),
                           (["--steer", root / "gan", "--select-of", "4"], "not a classifier run")):
         code, out, err = run_cli(capsys, "sample", root / "gan", "--genre", "Horror", "--decade", "1950", "-n", "2",
                                  "--out", tmp_path / "s", *args)

@@ -20,7 +20,7 @@ def build_model(info: dict) -> PosterDenoiser:
     cfg = info["model"]
     return PosterDenoiser(tuple(info["size"]), len(info["genres"]), len(info["decades"]), channels=cfg["channels"],
                           multipliers=tuple(cfg["multipliers"]), layers_per_block=cfg["layers_per_block"],
-                          attention=cfg["attention"])
+                          attention=cfg["attention"], genre_free=cfg.get("genre_free", False))
 
 
 def load_diffusion_info(run_dir: Path) -> dict:

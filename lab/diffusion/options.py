@@ -25,6 +25,9 @@ class DiffusionOptions(GeneratorOptions):
     attention: bool = True  # self-attention at the coarsest level
     prediction: str = "v"  # what the model predicts: "v" (velocity) or "epsilon" (the noise)
     condition_dropout: float = 0.1  # share of posters trained without their condition, for guidance
+    # Share of posters trained with their decade but without their genres, drawn apart from condition_dropout,
+    # so that the genre gets a guidance scale of its own (--genre-guidance); 0: one guidance for both.
+    genre_dropout: float = 0.0
     # Min-SNR-gamma loss weighting (Hang et al. 2023): each noise level's loss weighted by min(SNR, gamma)
     # over what the prediction target gives it, so the nearly clean levels stop dominating; 0: uniform.
     min_snr_gamma: float = 0.0
@@ -47,8 +50,9 @@ class DiffusionOptions(GeneratorOptions):
             raise LabError(f"channels must be a multiple of 4, at least 8, not {self.channels}")
         if self.prediction not in PREDICTIONS:
             raise LabError(f"prediction must be one of {', '.join(PREDICTIONS)}, not {self.prediction!r}")
-        if not 0 <= self.condition_dropout < 1:
-            raise LabError(f"condition_dropout must be at least 0 and below 1, not {self.condition_dropout}")
+        for name in ("condition_dropout", "genre_dropout"):
+            if not 0 <= getattr(self, name) < 1:
+                raise LabError(f"{name} must be at least 0 and below 1, not {getattr(self, name)}")
         if self.layers_per_block < 1 or self.grid_steps < 1:
             raise LabError("layers_per_block and grid_steps must be at least 1")
         if self.min_snr_gamma < 0:
@@ -58,8 +62,10 @@ class DiffusionOptions(GeneratorOptions):
 
 
 def model_config(opts: DiffusionOptions) -> dict:
+    # genre_free is recorded only where it is on, so earlier runs' files match.
     return {"channels": opts.channels, "multipliers": list(opts.multipliers), "layers_per_block": opts.layers_per_block,
-            "attention": opts.attention, "schedule": schedule_config(opts.prediction)}
+            "attention": opts.attention, "schedule": schedule_config(opts.prediction),
+            **({"genre_free": True} if opts.genre_dropout else {})}
 
 
 def schedule_config(prediction: str, timesteps: int = 1000) -> dict:

@@ -3,7 +3,7 @@
 Each step takes a batch of posters, a noise level and Gaussian noise per poster, and teaches the
 denoiser to predict the velocity (v) or the noise (epsilon) of the noisy posters; a share of the
 posters loses its condition, so that one model is conditional and unconditional at once and
-classifier-free guidance works. The grids are sampled from the weight average.
+classifier-free guidance works; with `genre_dropout`, another share loses its genres alone. The grids are sampled from the weight average.
 """
 
 from __future__ import annotations
@@ -47,10 +47,13 @@ class DiffusionTrainee(Trainee):
         t = t.to(device, non_blocking=True)
         noise = torch.randn(per_process, 3, height, width, generator=rng).to(device, non_blocking=True)
         keep = (torch.rand(per_process, generator=rng) >= opts.condition_dropout).to(device, non_blocking=True)
+        keep_genres = None  # drawn only where asked, so that other runs' draws stay as they were
+        if opts.genre_dropout:
+            keep_genres = (torch.rand(per_process, generator=rng) >= opts.genre_dropout).to(device, non_blocking=True)
         clean = data.images[idx].float() / 127.5 - 1
         noisy = self.noise_schedule.add_noise(clean, noise, t)
         target = self.noise_schedule.get_velocity(clean, noise, t) if opts.prediction == "v" else noise
-        predicted = self.model(noisy, t, data.genres[idx], data.decades[idx], keep).float()
+        predicted = self.model(noisy, t, data.genres[idx], data.decades[idx], keep, keep_genres).float()
         if opts.min_snr_gamma:
             snr = self.alphas[t] / (1 - self.alphas[t])
             weight = snr.clamp(max=opts.min_snr_gamma) / (snr + 1 if opts.prediction == "v" else snr)

@@ -36,6 +36,11 @@ class GanOptions(GeneratorOptions):
     # ramped in, from none (an unconditional GAN) to full; [] conditions from the first step.
     condition_ramp: list[int] = field(default_factory=list)
     diffaugment: str = "color,translation,cutout"
+    # A classifier run whose frozen network steers G (lab.generation.steering.SteeringLoss): its genre and
+    # decade loss on G's posters, weighted steer_weight, ramped in from 0 over the steps steer_ramp names.
+    steer: str | None = None
+    steer_weight: float = 0.0
+    steer_ramp: list[int] = field(default_factory=list)
     # D winning completely: its smoothed hinge loss stays below d_win_loss for d_win_steps steps.
     d_win_loss: float = 0.05
     d_win_steps: int = 1000
@@ -51,7 +56,7 @@ class GanOptions(GeneratorOptions):
             diff_augment(torch.zeros(1, 3, 8, 8), self.diffaugment, torch.Generator())
         except ValueError as e:
             raise LabError(str(e)) from None
-        for name in ("lr_g", "lr_d", "mode_seeking", "class_weight"):
+        for name in ("lr_g", "lr_d", "mode_seeking", "class_weight", "steer_weight"):
             if not getattr(self, name) >= 0:
                 raise LabError(f"{name} must be 0 or more, not {getattr(self, name)}")
         for name in ("z_dim", "channels", "projected_width", "d_win_steps"):
@@ -63,16 +68,40 @@ class GanOptions(GeneratorOptions):
             raise LabError(f"generator must be one of {', '.join(GENERATORS)}, not {self.generator!r}")
         if self.discriminator not in DISCRIMINATORS:
             raise LabError(f"discriminator must be one of {', '.join(DISCRIMINATORS)}, not {self.discriminator!r}")
-        if self.condition_ramp and (len(self.condition_ramp) != 2 or not 0 <= self.condition_ramp[0] < self.condition_ramp[1]):
-            raise LabError(f"condition_ramp must be [] or [start, end] steps with 0 <= start < end, "
-                           f"not {self.condition_ramp}")
+        _check_ramp("condition_ramp", self.condition_ramp)
+
+        _check_ramp("steer_ramp", self.steer_ramp)
+        if bool(self.steer) != bool(self.steer_weight):
+            raise LabError("steer (a classifier run) and steer_weight (above 0) go together: give both or neither")
+        if self.steer:
+            from pathlib import Path
+
+            from lab.kinds import kind_of
+            if not self.conditional:
+                raise LabError("steer needs a conditional GAN: an unconditional one is asked for no genre")
+            if kind_of(Path(self.steer)).name != "classifier":
+                raise LabError(f"steer {self.steer} is not a classifier run")
 
     def condition_strength(self, step: int) -> float:
         """How much of the condition G and D get at `step`: 1 without a ramp."""
-        if not self.condition_ramp:
-            return 1.0
-        start, end = self.condition_ramp
-        return min(1.0, max(0.0, (step - start) / (end - start)))
+        return _ramp(self.condition_ramp, step)
+
+    def steer_strength(self, step: int) -> float:
+        """The steering loss's weight at `step`."""
+        return self.steer_weight * _ramp(self.steer_ramp, step)
+
+
+def _check_ramp(name: str, ramp: list) -> None:
+    if ramp and (len(ramp) != 2 or not 0 <= ramp[0] < ramp[1]):
+        raise LabError(f"{name} must be [] or [start, end] steps with 0 <= start < end, not {ramp}")
+
+
+def _ramp(ramp: list, step: int) -> float:
+    """From 0 before ramp's start to 1 after its end, linearly between; 1 without a ramp."""
+    if not ramp:
+        return 1.0
+    start, end = ramp
+    return min(1.0, max(0.0, (step - start) / (end - start)))
 
 
 def model_config(opts: GanOptions) -> dict:

@@ -14,8 +14,9 @@ from lab.generation.sampling import Renderer
 
 
 def load_renderer(run_dir: Path, **settings) -> Renderer:
-    """A GAN takes no sampling settings: --steps, --guidance and --sampler are for diffusion runs."""
-    given = [f"--{name}" for name, value in settings.items() if value is not None]
+    """A GAN takes no sampling settings: --steps, --guidance, --genre-guidance and --sampler are for diffusion
+    runs."""
+    given = [f"--{name.replace('_', '-')}" for name, value in settings.items() if value is not None]
     if given:
         raise LabError(f"{', '.join(given)}: for diffusion runs only; {run_dir} is a GAN run")
     info = load_gan_info(run_dir)

@@ -1,8 +1,8 @@
 """`train_gan`: the conditional poster GAN's step, in the generator harness (lab.generation.harness).
 
-Hinge loss, spectral-norm projection discriminator(s) with an auxiliary genre/decade classifier,
-DiffAugment on everything D sees, a mode-seeking term, an EMA copy of G for sampling, optional
-transitional conditioning; every draw comes from the harness's generator of the step.
+Hinge loss, spectral-norm projection discriminator(s) with an auxiliary genre/decade classifier, DiffAugment
+on everything D sees, a mode-seeking term, an EMA copy of G for sampling, optional transitional conditioning
+and a classifier that steers G; every draw comes from the harness's generator of the step.
 """
 
 from __future__ import annotations
@@ -16,20 +16,20 @@ from lab.gan.networks import build_discriminators, build_generator
 from lab.gan.options import GanOptions, model_config
 from lab.generation.harness import Trainee, grid_conditions, grid_noise, train_generator
 from lab.generation.samples import GRID_COLUMNS
+from lab.generation.steering import SteeringLoss
 from lab.kinds import get
 from lab.runs import Run
 from lab.training import WeightAverage
 
 
 class GanTrainee(Trainee):
-    stats = ("d_loss", "g_loss", "d_real", "d_fake", "spread", "d_class", "g_class")
+    stats = ("d_loss", "g_loss", "d_real", "d_fake", "spread", "d_class", "g_class", "g_steer")
 
     def __init__(self, opts: GanOptions, info: dict, posters, device):
         self.opts = opts
         generator, self.judges = build_generator(info), build_discriminators(info)
-        ema = WeightAverage(generator)  # follows G to accelerate's device
         self.networks = {"g": generator, **self.judges}
-        self.averages = {"g_ema": ema}
+        self.averages = {"g_ema": WeightAverage(generator)}  # follows G to accelerate's device
         self.optimizers = {
             "opt_g": torch.optim.Adam(generator.parameters(), lr=opts.lr_g, betas=(opts.beta1, opts.beta2)),
             "opt_d": torch.optim.Adam([p for d in self.judges.values() for p in d.parameters() if p.requires_grad],
@@ -38,6 +38,7 @@ class GanTrainee(Trainee):
         self.grid_z = grid_noise(opts, (opts.z_dim,), device)
         self.zero = torch.zeros((), device=device)
         self.d_wins = DWinDetector(opts.d_win_loss, opts.d_win_steps, device)
+        self.steering = SteeringLoss(opts.steer, info["genres"], info["decades"], device) if opts.steer else None
 
     def state(self) -> dict:
         return self.d_wins.state()
@@ -60,14 +61,12 @@ class GanTrainee(Trainee):
         fake_idx = fake_idx.to(device, non_blocking=True)
         z = torch.randn(per_process, opts.z_dim, generator=rng).to(device, non_blocking=True)
         real = data.images[real_idx].float() / 127.5 - 1
-        y_real, d_real = data.genres[real_idx], data.decades[real_idx]
-        y_fake, d_fake = data.genres[fake_idx], data.decades[fake_idx]
+        (y_real, d_real), (y_fake, d_fake) = ((data.genres[i], data.decades[i]) for i in (real_idx, fake_idx))
 
         strength = opts.condition_strength(step)
         fake = self.generator(z, y_fake, d_fake, strength)
         # Real and fake in one forward: D has no batch norm, and DDP wants one forward per backward.
-        seen = diff_augment(torch.cat([real, fake.detach()]), opts.diffaugment, rng)
-        seen = seen.contiguous(memory_format=torch.channels_last)
+        seen = diff_augment(torch.cat([real, fake.detach()]), opts.diffaugment, rng).contiguous(memory_format=torch.channels_last)
         y_both, d_both = torch.cat([y_real, y_fake]), torch.cat([d_real, d_fake])
         d_losses, d_classes, real_scores, fake_scores = [], [], [], []
         for judge in self.judges.values():
@@ -91,13 +90,14 @@ class GanTrainee(Trainee):
             g_classes.append(class_loss(classes, y_fake, d_fake) if opts.conditional else zero)
         g_loss, g_class = total(g_losses), total(g_classes)
         variety = spread(fake, z, (per_process + 1) // 2)
+        g_steer = self.steering(fake, y_fake, d_fake, rng) if opts.steer_strength(step) else zero  # only with steer
         opt_g.zero_grad(set_to_none=True)
-        accelerator.backward(g_loss + strength * opts.class_weight * g_class + opts.mode_seeking / (variety + 1e-5))
+        accelerator.backward(g_loss + strength * opts.class_weight * g_class + opts.mode_seeking / (variety + 1e-5)
+                             + opts.steer_strength(step) * g_steer)
         opt_g.step()
         opt_d.zero_grad(set_to_none=True)  # G's step left gradients in D; none may leak into D's next step
-        return accelerator.reduce(torch.stack([d_loss.detach(), g_loss.detach(), total(real_scores).detach(),
-                                               total(fake_scores).detach(), variety.detach(),
-                                               d_class.detach(), g_class.detach()]).float(), "mean")
+        stats = (d_loss, g_loss, total(real_scores), total(fake_scores), variety, d_class, g_class, g_steer)
+        return accelerator.reduce(torch.stack([s.detach() for s in stats]).float(), "mean")
 
     def after_step(self, stats: torch.Tensor, step: int) -> None:
         self.d_wins.update(stats[0], step)

@@ -160,3 +160,8 @@ def read_samples(samples_dir: Path) -> tuple[dict, np.ndarray]:
         except (OSError, UnidentifiedImageError) as e:  # OSError: missing, or a truncated PNG
             raise LabError(f"cannot read sample {samples_dir / r['file']}: {e}; {remake}") from None
     return summary, np.stack(pixels)
+
+
+def steering_levers(steered_by: dict) -> str:
+    """samples.json's `steered_by` in words: 'select_of 8, steer_scale 0.3'."""
+    return ", ".join(f"{k} {steered_by[k]:g}" for k in ("select_of", "steer_scale") if steered_by.get(k))

@@ -38,9 +38,11 @@ class Renderer:
 
     info: dict  # its run file
     noise_shape: tuple[int, ...]  # of one poster's noise
-    render: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], np.ndarray]  # (noise, genres, decades) -> uint8
+    # (noise, genres, decades) -> uint8; a guided renderer also takes a Guide (lab.generation.steering)
+    render: Callable[..., np.ndarray]
     conditional: bool
     summary: dict = field(default_factory=dict)  # checkpoint, step and the kind's own settings, for samples.json
+    guided: bool = False  # whether a classifier can guide its sampling (--steer-scale)
 
 
 @dataclass
@@ -93,8 +95,8 @@ def stream(renderer: Renderer, conditions: list[tuple[Condition, int]], seed: in
     With the same noises for every condition, each condition's noise is drawn afresh from `seed`;
     otherwise the noise runs on from one generator through the plan. With `mix`, batches fill up
     across conditions (a plan of many small conditions); without, a batch stops where its condition does.
-    With a `steerer`, each poster is the best of its `select_of` draws (lab.generation.steering); a
-    poster's first draw is the noise it has without one.
+    With a `steerer`, each poster is the best of its `select_of` draws (lab.generation.steering), a
+    poster's first draw being the noise it has without one, and where the steerer guides, every draw is guided.
     """
     device = inference_device()
     info = renderer.info
@@ -118,8 +120,11 @@ def stream(renderer: Renderer, conditions: list[tuple[Condition, int]], seed: in
             noise = torch.cat([noise, more], 1)
         noise = noise.to(device)
         y, d = condition_tensors([c for c, _ in batch], info["genres"], info["decades"], device)
+        asked = [c for c, _ in batch for _ in range(draws)]
+        guide = steerer.guide(asked, seeded(seed, "steer", start)) if steerer is not None else None
         with inference_precision(device):
-            images = renderer.render(noise.flatten(0, 1), y.repeat_interleave(draws, 0), d.repeat_interleave(draws, 0))
+            images = renderer.render(noise.flatten(0, 1), y.repeat_interleave(draws, 0), d.repeat_interleave(draws, 0),
+                                     *([guide] if guide is not None else []))
             if steerer is not None:
                 images = steerer.select(images, [c for c, _ in batch])
             if enlarge is not None:
@@ -131,17 +136,18 @@ def stream(renderer: Renderer, conditions: list[tuple[Condition, int]], seed: in
 def kept_same_noise(same_noise: bool, steerer: Steerer | None) -> bool:
     """Whether the kept posters of every condition share their noises: best-of-N keeps other draws for other
     conditions, so its rows differ by noise too, and the condition effects cannot be read from them."""
-    return same_noise and steerer is None
+    return same_noise and (steerer is None or steerer.select_of == 1)
 
 
 def sample(run_dir: Path, genres: list[str] | None = None, decades: list[str] | None = None, n: int = 16,
            seed: int = 0, *, like_training: bool = False, upsampler: Path | None = None, progress: bool = False,
-           steer: Path | None = None, select_of: int = 1, **settings) -> Samples:
+           steer: Path | None = None, select_of: int = 1, steer_scale: float = 0.0, **settings) -> Samples:
     """Posters in memory (see the module's docstring for the two plans); `settings` go to the renderer;
-    `steer` and `select_of`: each poster the best of `select_of` draws by that classifier run."""
+    `steer`: the classifier run that steers, `select_of`: each poster the best of that many draws by it,
+    `steer_scale`: the strength of its classifier guidance."""
     renderer, enlarge, summary = _prepare(run_dir, seed, upsampler, settings)
     conditions, same_noise = plan(renderer, run_dir, genres, decades, n, seed, like_training)
-    steerer = _steerer(steer, select_of, conditions)
+    steerer = _steerer(steer, select_of, steer_scale, conditions, renderer)
     images, asked = [], []
     with tqdm(total=sum(c for _, c in conditions), desc="sampling", unit="poster", disable=not progress) as bar:
         for batch_conditions, _, batch in stream(renderer, conditions, seed, same_noise, like_training, enlarge,
@@ -156,13 +162,13 @@ def sample(run_dir: Path, genres: list[str] | None = None, decades: list[str] | 
 def sample_to_folder(run_dir: Path, genres: list[str] | None = None, decades: list[str] | None = None,
                      n: int = 16, seed: int = 0, out: Path | None = None, *, like_training: bool = False,
                      upsampler: Path | None = None, progress: bool = False, steer: Path | None = None,
-                     select_of: int = 1, **settings) -> tuple[Path, dict]:
+                     select_of: int = 1, steer_scale: float = 0.0, **settings) -> tuple[Path, dict]:
     """The samples folder (`lab sample`): PNGs written as they are made, grid.png and samples.json; returns the
     folder and what samples.json holds. The same seed and settings give the same PNGs."""
     run_dir = Path(run_dir)
     renderer, enlarge, summary = _prepare(run_dir, seed, upsampler, settings)
     conditions, same_noise = plan(renderer, run_dir, genres, decades, n, seed, like_training)
-    steerer = _steerer(steer, select_of, conditions)
+    steerer = _steerer(steer, select_of, steer_scale, conditions, renderer)
     if out is None:
         out = default_samples_dir(run_dir, [c for c, _ in conditions] if not like_training else [], seed)
     width, height = renderer.info["size"]
@@ -179,12 +185,16 @@ def sample_to_folder(run_dir: Path, genres: list[str] | None = None, decades: li
     return Path(out), writer.close()
 
 
-def _steerer(steer: Path | None, select_of: int, conditions: list[tuple[Condition, int]]) -> Steerer | None:
+def _steerer(steer: Path | None, select_of: int, scale: float, conditions: list[tuple[Condition, int]],
+             renderer: Renderer) -> Steerer | None:
     if steer is None:
-        if select_of != 1:
-            raise LabError("--select-of needs --steer CLASSIFIER_RUN: the classifier that picks the best draw")
+        if select_of != 1 or scale:
+            raise LabError(f"{'--select-of' if select_of != 1 else '--steer-scale'} needs --steer CLASSIFIER_RUN: "
+                           "the classifier that steers")
         return None
-    steerer = Steerer(steer, select_of)
+    steerer = Steerer(steer, select_of, scale)
+    if scale and not renderer.guided:
+        raise LabError("--steer-scale (classifier guidance) is for diffusion runs; steer a GAN with --select-of")
     steerer.check([c for c, _ in conditions])
     return steerer
 

@@ -14,7 +14,7 @@ from lab.checkpoint import read_json
 from lab.data.poster_dataset import open_posters, open_run_posters
 from lab.errors import LabError
 from lab.generation.condition import Condition
-from lab.generation.samples import SAMPLES_FILE
+from lab.generation.samples import SAMPLES_FILE, steering_levers
 from lab.kinds import kind_of
 from lab.report import plots
 from lab.report.blocks import Figure, Gallery, Missing, Part, Row, Section, Table, Tile
@@ -151,9 +151,10 @@ def _score_table(scores: dict, folder: Path, part_id: str) -> Section:
         f"ceiling. FID/KID and precision/recall on {scores['extractor']} features"
         + (f"; FD[{free}] on a CNN trained from scratch on posters, with no ImageNet in it" if free else "")
         + f". {missing_note(scores['conditions'] + [overall])}"))]
-    effects = [[name, _num(overall.get(key), ".2f")] for name, key in (
-        ("condition effect", "condition_effect"), ("genre effect (same decade)", "genre_effect"),
-        ("decade effect (same genres)", "decade_effect"))]
+    effects = [[name, _num(overall.get(key), ".2f") + (f" ({overall[f'{key}_blurred']:.2f} blurred to a quarter)"
+                                                        if overall.get(f"{key}_blurred") is not None else "")]
+               for name, key in (("condition effect", "condition_effect"), ("genre effect (same decade)", "genre_effect"),
+                                 ("decade effect (same genres)", "decade_effect"))]
     pick = overall.get("genre_choice")
     if pick:
         effects.append([f"genre signal: the judge's pick among {', '.join(pick['genres'])}, prior taken out",
@@ -162,7 +163,7 @@ def _score_table(scores: dict, folder: Path, part_id: str) -> Section:
     steering = scores.get("steering")
     if steering:
         by_steerer = steering.get("steerer")
-        effects.append([f"steered by {steering['classifier']} ({steering['lever']} {steering.get('select_of', '')})",
+        effects.append([f"steered by {steering['classifier']} ({steering_levers(steering)})",
                         "the judge is the steerer: its figures rate its own picks" if steering["judge_is_steerer"]
                         else "-" if by_steerer is None else
                         f"steerer's fidelity {_num(by_steerer['genre_fidelity'], '.2f')}, minus the judge's "

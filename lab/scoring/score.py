@@ -27,7 +27,7 @@ from lab.data.poster_dataset import Posters, multi_hot, open_posters
 from lab.errors import LabError
 from lab.generation.condition import Condition
 from lab.generation.run_info import open_generator_posters
-from lab.generation.samples import read_conditions, read_samples
+from lab.generation.samples import read_conditions, read_samples, steering_levers
 from lab.runs import Run
 from lab.scoring.cas import MIN_POSTERS, classification_accuracy_score
 from lab.scoring.condition_effect import condition_effects
@@ -305,17 +305,19 @@ def format_scores(report: dict) -> str:
                     "no ImageNet in it" if free else "; no feature space without ImageNet: the classifier run has no "
                     "scratch CNN (train it with its baselines)")
                  + ". rating: the mean IMDb rating the classifier predicts from the posters alone.")
-    effects = [f"{name} {overall[key]:.2f}" for name, key in (("condition effect", "condition_effect"),
-                                                               ("genre effect", "genre_effect"),
-                                                               ("decade effect", "decade_effect"))
+    effects = [f"{name} {overall[key]:.2f}" + (f" ({overall[f'{key}_blurred']:.2f} blurred)"
+                                               if overall.get(f"{key}_blurred") is not None else "")
+               for name, key in (("condition effect", "condition_effect"), ("genre effect", "genre_effect"),
+                                 ("decade effect", "decade_effect"))
                if overall.get(key) is not None]
     if effects:
         lines.append(", ".join(effects) + " (rows of the same noise against columns of the same condition: "
-                                          "0 means the condition changes nothing)")
+                                          "0 means the condition changes nothing; blurred: on the posters shrunk "
+                                          "to a quarter of their sides, where a pixel pattern no longer counts)")
     lines.append(f"judge (fidelity, decade, genre pick): {report.get('judge', report['classifier'])}")
     steering = report.get("steering")
     if steering:
-        lines.append(f"steered by {steering['classifier']} ({steering['lever']} {steering.get('select_of', '')})"
+        lines.append(f"steered by {steering['classifier']} ({steering_levers(steering)})"
                      + (": the judge is the steerer, so its fidelity, decade and genre pick rate its own picks; give "
                         "--judge another classifier run" if steering["judge_is_steerer"] else ""))
         figures = steering.get("steerer")
