@@ -351,3 +351,15 @@ def test_generic_import_with_rating_and_votes_columns(tmp_path, capsys):
     assert (cells.loc[list(hostile), ["rating", "votes"]] == "").all().all()
     code, _, err = run_cli(capsys, *args, "--rating-col", "stars", "--out", str(tmp_path / "o2"))
     assert code == 2 and "lacks the column(s) stars" in err and err.count("\n") == 1
+
+
+def test_a_relative_and_an_absolute_path_to_one_dataset_share_one_cache(tmp_path, monkeypatch):
+    folder = make_synthetic_posters(tmp_path / "d", 12, seed=5)
+    monkeypatch.chdir(tmp_path)
+    absolute = load_image_cache(read_dataset(folder.resolve()), (32, 48), progress=False)
+    relative = load_image_cache(read_dataset(Path("d")), (32, 48), progress=False)
+    assert relative.path == absolute.path
+    # A changed image is another dataset: another cache.
+    image = folder / "images" / sorted(os.listdir(folder / "images"))[0]
+    os.utime(image, ns=(0, 0))
+    assert load_image_cache(read_dataset(Path("d")), (32, 48), progress=False).path != absolute.path

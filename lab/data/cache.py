@@ -46,10 +46,12 @@ def cache_root() -> Path:
 
 
 def dataset_fingerprint(table: PosterTable) -> str:
+    """The dataset's metadata and each image's name (relative to the dataset, so that a relative and an absolute
+    path to it find the same cache), size and time."""
     h = hashlib.sha256((table.root / "metadata.csv").read_bytes())
     for path in table.posters["path"]:
         st = os.stat(path)
-        h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        h.update(f"{os.path.relpath(path, table.root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
 
 
