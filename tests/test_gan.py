@@ -245,6 +245,9 @@ def test_a_classifier_steers_g_and_a_judge_that_never_steered_reads_the_change(p
     for name, reader in readers.items():
         read = {run: reader.log_likelihood(s.images, s.conditions).mean() for run, s in made.items()}
         assert read[steered] > read[plain] + 0.5, (name, read)
+    lazy = GanOptions(data=str(posters), steer=str(tmp_path / "steer"), steer_weight=2.0, steer_every=4,
+                      steer_ramp=[0, 16])
+    assert [lazy.steer_strength(step) for step in (4, 5, 8, 16, 17, 20)] == [2.0, 0.0, 4.0, 8.0, 0.0, 8.0]
     with pytest.raises(LabError, match="steer .* and steer_weight"):
         GanOptions(data=str(posters), steer=str(tmp_path / "steer")).validate()
     with pytest.raises(LabError, match="conditional GAN"):

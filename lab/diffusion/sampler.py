@@ -108,6 +108,6 @@ def _guided(out: torch.Tensor, x: torch.Tensor, t: torch.Tensor, scheduler,
     alpha, sigma = cumulative.sqrt(), (1 - cumulative).sqrt()
     velocity = scheduler.config.prediction_type == "v_prediction"
     clean = alpha * x - sigma * out if velocity else (x - sigma * out) / alpha
-    clean = clean + sigma * guide(clean)
+    clean = clean + sigma ** 2 * guide(clean)
     noise = (x - alpha * clean) / sigma
     return alpha * noise - sigma * clean if velocity else noise

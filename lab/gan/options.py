@@ -38,9 +38,11 @@ class GanOptions(GeneratorOptions):
     diffaugment: str = "color,translation,cutout"
     # A classifier run whose frozen network steers G (lab.generation.steering.SteeringLoss): its genre and
     # decade loss on G's posters, weighted steer_weight, ramped in from 0 over the steps steer_ramp names.
+    # The classifier costs several G steps, so it may pull every steer_every-th step only, that much harder.
     steer: str | None = None
     steer_weight: float = 0.0
     steer_ramp: list[int] = field(default_factory=list)
+    steer_every: int = 1
     # D winning completely: its smoothed hinge loss stays below d_win_loss for d_win_steps steps.
     d_win_loss: float = 0.05
     d_win_steps: int = 1000
@@ -59,7 +61,7 @@ class GanOptions(GeneratorOptions):
         for name in ("lr_g", "lr_d", "mode_seeking", "class_weight", "steer_weight"):
             if not getattr(self, name) >= 0:
                 raise LabError(f"{name} must be 0 or more, not {getattr(self, name)}")
-        for name in ("z_dim", "channels", "projected_width", "d_win_steps"):
+        for name in ("z_dim", "channels", "projected_width", "d_win_steps", "steer_every"):
             if getattr(self, name) < 1:
                 raise LabError(f"{name} must be at least 1, not {getattr(self, name)}")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
@@ -87,8 +89,10 @@ class GanOptions(GeneratorOptions):
         return _ramp(self.condition_ramp, step)
 
     def steer_strength(self, step: int) -> float:
-        """The steering loss's weight at `step`."""
-        return self.steer_weight * _ramp(self.steer_ramp, step)
+        """The steering loss's weight at `step`: 0 where it skips the step."""
+        if step % self.steer_every:
+            return 0.0
+        return self.steer_weight * self.steer_every * _ramp(self.steer_ramp, step)
 
 
 def _check_ramp(name: str, ramp: list) -> None:

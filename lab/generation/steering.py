@@ -34,7 +34,8 @@ from lab.generation.condition import Condition
 MAX_SELECT_OF = 64
 MAX_STEER_SCALE = 10.0
 _FLOOR = 1e-6  # keeps log p finite for a probability the classifier rounds to 0
-MAX_BLUR = 1.0  # the blur's largest standard deviation, in the classifier's pixels
+COARSE = 4  # classifier guidance moves blocks of this many pixels a side (`_coarse`)
+MIN_BLUR, MAX_BLUR = 0.5, 1.5  # the blur's standard deviation, in the generated poster's pixels
 
 # (clean posters in [-1, 1] (B, 3, H, W)) -> the step to add to them
 Guide = Callable[[torch.Tensor], torch.Tensor]
@@ -110,6 +111,7 @@ class Steerer:
                 log_p = (F.logsigmoid(genre_logits.float()) * asked).sum(1) + \
                     F.log_softmax(decade_logits.float(), 1).gather(1, decade[:, None])[:, 0]
                 grad, = torch.autograd.grad(log_p.sum(), x)
+            grad = _coarse(grad)
             rms = grad.pow(2).mean((1, 2, 3), keepdim=True).sqrt().clamp_min(1e-12)
             return self.scale * grad / rms
 
@@ -152,24 +154,33 @@ class SteeringLoss:
                 + F.cross_entropy(decade_logits.float(), self.decades[decades]))
 
 
+def _coarse(grad: torch.Tensor) -> torch.Tensor:
+    """The gradient of the posters as a step made of COARSE x COARSE blocks, smoothly joined: the step that a
+    change of the posters shrunk to 1/COARSE of their sides would be, so every move is one of layout and
+    colour that a blur keeps."""
+    h, w = grad.shape[2:]
+    return F.interpolate(F.avg_pool2d(grad, COARSE, ceil_mode=True), size=(h, w), mode="bilinear", align_corners=False)
+
+
 def _seen(posters: torch.Tensor, size: tuple[int, int], generator: torch.Generator) -> torch.Tensor:
-    """Posters in [-1, 1] as the steering classifier reads them: at its size, in [0, 255], through a random 2:3
-    crop of 80-100% placed anywhere (its training augmentation without rotation and colour jitter) and a random
-    blur; differentiable."""
-    x = augment_posters(resized((posters.clamp(-1, 1) + 1) * 127.5, size), generator, min_scale=0.8,
-                        max_degrees=0.0, jitter=0.0)
-    return _blurred(x, generator)
+    """Posters in [-1, 1] as the steering classifier reads them: blurred at their own size (so that the
+    gradient through them is blurred too, and what it asks for is layout and colour, not a pixel pattern),
+    then at the classifier's size, in [0, 255], through a random 2:3 crop of 80-100% placed anywhere (its
+    training augmentation without rotation and colour jitter); differentiable."""
+    x = _blurred((posters.clamp(-1, 1) + 1) * 127.5, generator)
+    return augment_posters(resized(x, size), generator, min_scale=0.8, max_degrees=0.0, jitter=0.0)
 
 
 def _blurred(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Each image blurred by a Gaussian of its own random standard deviation, 0 to MAX_BLUR pixels."""
-    sigma = torch.rand(len(images), generator=generator).to(images.device) * MAX_BLUR + 1e-3
-    offsets = torch.arange(-2, 3, device=images.device, dtype=images.dtype)
+    """Each image blurred by a Gaussian of its own random standard deviation, MIN_BLUR to MAX_BLUR pixels."""
+    sigma = torch.rand(len(images), generator=generator).to(images.device) * (MAX_BLUR - MIN_BLUR) + MIN_BLUR
+    radius = math.ceil(3 * MAX_BLUR)
+    offsets = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
     kernel = torch.exp(-offsets[None] ** 2 / (2 * sigma[:, None] ** 2))
-    kernel = kernel / kernel.sum(1, keepdim=True)  # (B, 5)
+    kernel = kernel / kernel.sum(1, keepdim=True)  # (B, taps)
     b, c, h, w = images.shape
     x = images.reshape(1, b * c, h, w)
     per_channel = kernel.repeat_interleave(c, 0)
-    x = F.conv2d(F.pad(x, (2, 2, 0, 0), mode="reflect"), per_channel[:, None, None, :], groups=b * c)
-    x = F.conv2d(F.pad(x, (0, 0, 2, 2), mode="reflect"), per_channel[:, None, :, None], groups=b * c)
+    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="replicate"), per_channel[:, None, None, :], groups=b * c)
+    x = F.conv2d(F.pad(x, (0, 0, radius, radius), mode="replicate"), per_channel[:, None, :, None], groups=b * c)
     return x.reshape(b, c, h, w)
