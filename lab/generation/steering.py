@@ -1,6 +1,6 @@
 """`Steerer`: a classifier run that steers generated posters toward what they were asked to be.
 
-Two levers, each judged by another classifier (`lab score-samples --judge`), since one that steered a folder
+Three levers, each judged by another classifier (`lab score-samples --judge`), since one that steered a folder
 rates its own work:
 
 - Best of N (`lab sample --steer RUN --select-of N`): every poster is drawn N times, from N noises, and the
@@ -76,11 +76,11 @@ class Steerer:
         return genres, np.array([self.info["decades"].index(c.decade) for c in conditions])
 
     def log_likelihood(self, images: np.ndarray, conditions: list[Condition]) -> np.ndarray:
-        """(N,) log p(each asked genre) + log p(the asked decade) of uint8 (N, H, W, 3) posters."""
+        """(N,) `condition_log_likelihood` of uint8 (N, H, W, 3) posters for their conditions."""
         p = classify_images(self.model, images, tuple(self.info["size"]))
         genres, decades = self._targets(conditions)
-        genre_log_p = np.where(genres, np.log(np.maximum(p["genres"], _FLOOR)), 0).sum(1)
-        return genre_log_p + np.log(np.maximum(p["decades"][np.arange(len(conditions)), decades], _FLOOR))
+        return condition_log_likelihood(torch.from_numpy(p["genres"]), torch.from_numpy(p["decades"]),
+                                        torch.from_numpy(genres), torch.from_numpy(decades)).numpy()
 
     def select(self, images: np.ndarray, conditions: list[Condition]) -> np.ndarray:
         """The best of each poster's `select_of` draws: (B * N, H, W, 3), draws of a poster in a row -> (B, ...)."""
@@ -92,7 +92,7 @@ class Steerer:
 
     def guide(self, conditions: list[Condition], generator: torch.Generator) -> Guide | None:
         """Classifier guidance for posters asked to be `conditions`, in order: a function from predicted clean
-        posters in [-1, 1] to the step up the gradient of log p(genres, decade | A(poster)), A a random crop
+        posters in [-1, 1] to the step up the gradient of `condition_log_likelihood` of A(poster), A a random crop
         and shift (the classifier's own training augmentation, without its rotation and colour jitter) and a
         random blur, drawn from `generator`. Each poster's step has RMS `scale` (a normalised gradient step,
         as FreeDoM takes), so the scale means the same for any classifier; the sampler shrinks it with the
@@ -108,8 +108,8 @@ class Steerer:
             with torch.enable_grad():
                 x = clean.detach().float().clamp(-1, 1).requires_grad_(True)
                 genre_logits, decade_logits, _ = model(_seen(x, size, generator))
-                log_p = (F.logsigmoid(genre_logits.float()) * asked).sum(1) + \
-                    F.log_softmax(decade_logits.float(), 1).gather(1, decade[:, None])[:, 0]
+                log_p = condition_log_likelihood(torch.sigmoid(genre_logits.float()),
+                                                 torch.softmax(decade_logits.float(), 1), asked, decade)
                 grad, = torch.autograd.grad(log_p.sum(), x)
             grad = _coarse(grad)
             rms = grad.pow(2).mean((1, 2, 3), keepdim=True).sqrt().clamp_min(1e-12)
@@ -125,10 +125,23 @@ class Steerer:
         return {"classifier": str(self.run_dir.resolve()), "lever": "+".join(levers), **levers}
 
 
+def condition_log_likelihood(genres: torch.Tensor, decades: torch.Tensor, asked: torch.Tensor,
+                             decade: torch.Tensor) -> torch.Tensor:
+    """(B,) log p(the asked genres and none of the others, and the asked decade), from a classifier's genre
+    probabilities (B, G), each read on its own, and its decade distribution (B, D); `asked` (B, G) bool and
+    `decade` (B,) indices. Best of N ranks by it and classifier guidance climbs it: a Comedy poster is pulled
+    away from Romance as well as toward Comedy, so that the genres of one decade come apart."""
+    p = genres.float().clamp(_FLOOR, 1 - _FLOOR)
+    genre_log_p = torch.where(asked, p.log(), (1 - p).log()).sum(1)
+    return genre_log_p + decades.float().gather(1, decade[:, None].long())[:, 0].clamp_min(_FLOOR).log()
+
+
 class SteeringLoss:
     """A frozen classifier run's genre and decade loss on a generator's posters, for the generator's training:
-    BCE over the generator's genres plus the decade's cross-entropy, the posters seen through a random crop,
-    shift and blur (as `Steerer.guide` sees them). It is never trained and never saved with the generator."""
+    the genres' BCE averaged over the generator's genres (as a GAN's auxiliary classifier is trained: summed
+    over them, the genre term outweighed the decade's and the adversarial loss, and G lost what it had made)
+    plus the decade's cross-entropy, the posters seen through a random crop, shift and blur (as `Steerer.guide`
+    sees them). It is never trained and never saved with the generator."""
 
     def __init__(self, run_dir: Path | str, genres: list[str], decades: list[int], device):
         self.run_dir, self.info = Path(run_dir), load_run_info(Path(run_dir))
