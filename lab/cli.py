@@ -568,9 +568,10 @@ def sample(
                             "(best of N); N times the sampling time.")] = 1,
     steer_scale: Annotated[float, typer.Option(
         "--steer-scale", help="With --steer, diffusion runs only: classifier guidance, 0 to 10. Each sampling step "
-                              "moves the predicted clean poster up the classifier's gradient (read through random "
-                              "crops and blur), by this RMS in [-1, 1] pixels times the noise level; about 0.1-0.5 "
-                              "(docs/generators.md). About 3x the sampling time.")] = 0.0,
+                              "moves the predicted clean poster up the classifier's log-likelihood of the condition "
+                              "(read through random crops and blur), in 4x4-pixel blocks, by this RMS in [-1, 1] "
+                              "pixels times the noise level squared; 0.3 measured best, 1 already costs realism "
+                              "(RESULTS.md). About 1.5x the sampling time.")] = 0.0,
     device: DeviceOpt = "auto", precision: PrecisionOpt = "auto",
 ) -> None:
     """Generate posters for genres and decades from a generator run: PNGs, grid.png and samples.json.

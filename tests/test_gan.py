@@ -245,6 +245,12 @@ def test_a_classifier_steers_g_and_a_judge_that_never_steered_reads_the_change(p
     for name, reader in readers.items():
         read = {run: reader.log_likelihood(s.images, s.conditions).mean() for run, s in made.items()}
         assert read[steered] > read[plain] + 0.5, (name, read)
+    # Its samples say what steered them, so that the steerer is never taken for their judge.
+    assert made[steered].summary["steered_by"] == {"classifier": str((tmp_path / "steer").resolve()),
+                                                   "lever": "steer_weight", "steer_weight": 3.0}
+    assert made[plain].summary["steered_by"] is None
+    with pytest.raises(LabError, match="trained steered by"):
+        sample(steered, ["Action"], ["1990"], 2, steer=tmp_path / "judge", select_of=2)
     lazy = GanOptions(data=str(posters), steer=str(tmp_path / "steer"), steer_weight=2.0, steer_every=4,
                       steer_ramp=[0, 16])
     assert [lazy.steer_strength(step) for step in (4, 5, 8, 16, 17, 20)] == [2.0, 0.0, 4.0, 8.0, 0.0, 8.0]

@@ -11,6 +11,7 @@ from lab.gan.networks import CHECKPOINTS, SAMPLING_WEIGHTS, build_generator, loa
 from lab.generation.run_info import load_for_sampling
 from lab.generation.samples import to_uint8
 from lab.generation.sampling import Renderer
+from lab.runs import Run
 
 
 def load_renderer(run_dir: Path, **settings) -> Renderer:
@@ -27,5 +28,8 @@ def load_renderer(run_dir: Path, **settings) -> Renderer:
     def render(z: torch.Tensor, genres: torch.Tensor, decades: torch.Tensor):
         return to_uint8(generator(z, genres, decades))
 
+    options = Run.open(run_dir).options  # a classifier that steered G in training steered its samples too
+    steered = {"classifier": str(Path(options["steer"]).resolve()), "lever": "steer_weight",
+               "steer_weight": options["steer_weight"]} if options.get("steer") else None
     return Renderer(info, (info["model"]["z_dim"],), render, info["model"]["conditional"],
-                    {"checkpoint": weights, "step": step})
+                    {"checkpoint": weights, "step": step}, trained_steered_by=steered)

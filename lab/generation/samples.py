@@ -163,5 +163,6 @@ def read_samples(samples_dir: Path) -> tuple[dict, np.ndarray]:
 
 
 def steering_levers(steered_by: dict) -> str:
-    """samples.json's `steered_by` in words: 'select_of 8, steer_scale 0.3'."""
-    return ", ".join(f"{k} {steered_by[k]:g}" for k in ("select_of", "steer_scale") if steered_by.get(k))
+    """samples.json's `steered_by` in words: 'steer_weight 1, select_of 8, steer_scale 0.3'."""
+    return ", ".join(f"{k} {steered_by[k]:g}" for k in ("steer_weight", "select_of", "steer_scale")
+                     if steered_by.get(k))

@@ -43,6 +43,7 @@ class Renderer:
     conditional: bool
     summary: dict = field(default_factory=dict)  # checkpoint, step and the kind's own settings, for samples.json
     guided: bool = False  # whether a classifier can guide its sampling (--steer-scale)
+    trained_steered_by: dict | None = None  # a classifier that steered its training, as samples.json records it
 
 
 @dataclass
@@ -156,7 +157,7 @@ def sample(run_dir: Path, genres: list[str] | None = None, decades: list[str] | 
             asked += batch_conditions
             bar.update(len(batch))
     return Samples(np.concatenate(images), asked, {**summary, "same_noise": kept_same_noise(same_noise, steerer),
-                                                   "steered_by": steerer.summary() if steerer else None})
+                                                   "steered_by": _steered_by(renderer, steerer)})
 
 
 def sample_to_folder(run_dir: Path, genres: list[str] | None = None, decades: list[str] | None = None,
@@ -174,7 +175,7 @@ def sample_to_folder(run_dir: Path, genres: list[str] | None = None, decades: li
     width, height = renderer.info["size"]
     scale = 2 if enlarge is not None else 1
     summary = {**summary, "size": [width * scale, height * scale], "same_noise": kept_same_noise(same_noise, steerer),
-               "like_training": like_training, "steered_by": steerer.summary() if steerer else None}
+               "like_training": like_training, "steered_by": _steered_by(renderer, steerer)}
     writer = SamplesWriter(Path(out), conditions, summary)
     with tqdm(total=writer.total, desc="sampling", unit="poster", disable=not progress) as bar:
         for batch_conditions, indices, batch in stream(renderer, conditions, seed, same_noise, like_training, enlarge,
@@ -183,6 +184,16 @@ def sample_to_folder(run_dir: Path, genres: list[str] | None = None, decades: li
                 writer.add(condition, index, image)
             bar.update(len(batch))
     return Path(out), writer.close()
+
+
+def _steered_by(renderer: Renderer, steerer: Steerer | None) -> dict | None:
+    """What steered the posters, for samples.json: the classifier that steered the generator's training (its run
+    file says so) and/or the one that steered this sampling, which `_steerer` holds to be the same run."""
+    trained, sampled = renderer.trained_steered_by, steerer.summary() if steerer else None
+    if not (trained and sampled):
+        return trained or sampled
+    levers = {k: v for k, v in {**trained, **sampled}.items() if k not in ("classifier", "lever")}
+    return {"classifier": sampled["classifier"], "lever": "+".join(levers), **levers}
 
 
 def _steerer(steer: Path | None, select_of: int, scale: float, conditions: list[tuple[Condition, int]],
@@ -195,6 +206,10 @@ def _steerer(steer: Path | None, select_of: int, scale: float, conditions: list[
     steerer = Steerer(steer, select_of, scale)
     if scale and not renderer.guided:
         raise LabError("--steer-scale (classifier guidance) is for diffusion runs; steer a GAN with --select-of")
+    trained = renderer.trained_steered_by
+    if trained and Path(trained["classifier"]).resolve() != Path(steer).resolve():
+        raise LabError(f"this run was trained steered by {trained['classifier']}; steer its sampling with that "
+                       "classifier run or with none, so that one classifier is known to have steered the samples")
     steerer.check([c for c, _ in conditions])
     return steerer
 
