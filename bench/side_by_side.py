@@ -53,7 +53,8 @@ def main():
              for r in range(len(conditions))]
     wide = np.stack(lines).repeat(args.scale, 1).repeat(args.scale, 2)
     save_grid(wide, 1, args.out, row_labels=[c.label() for c in conditions])
-    print(f"written: {args.out} ({Image.open(args.out).size[0]}x{Image.open(args.out).size[1]})")
+    width, height = Image.open(args.out).size
+    print(f"written: {args.out} ({width}x{height})")
 
 
 if __name__ == "__main__":

@@ -79,8 +79,10 @@ class Steerer:
         """(N,) `condition_log_likelihood` of uint8 (N, H, W, 3) posters for their conditions."""
         p = classify_images(self.model, images, tuple(self.info["size"]))
         genres, decades = self._targets(conditions)
-        return condition_log_likelihood(torch.from_numpy(p["genres"]), torch.from_numpy(p["decades"]),
-                                        torch.from_numpy(genres), torch.from_numpy(decades)).numpy()
+        genre_logits = torch.logit(torch.from_numpy(p["genres"]).float(), eps=_FLOOR)
+        decade_log_p = torch.from_numpy(p["decades"]).float().clamp_min(_FLOOR).log()
+        return condition_log_likelihood(genre_logits, decade_log_p, torch.from_numpy(genres),
+                                        torch.from_numpy(decades)).numpy()
 
     def select(self, images: np.ndarray, conditions: list[Condition]) -> np.ndarray:
         """The best of each poster's `select_of` draws: (B * N, H, W, 3), draws of a poster in a row -> (B, ...)."""
@@ -108,8 +110,7 @@ class Steerer:
             with torch.enable_grad():
                 x = clean.detach().float().clamp(-1, 1).requires_grad_(True)
                 genre_logits, decade_logits, _ = model(_seen(x, size, generator))
-                log_p = condition_log_likelihood(torch.sigmoid(genre_logits.float()),
-                                                 torch.softmax(decade_logits.float(), 1), asked, decade)
+                log_p = condition_log_likelihood(genre_logits, F.log_softmax(decade_logits.float(), 1), asked, decade)
                 grad, = torch.autograd.grad(log_p.sum(), x)
             grad = _coarse(grad)
             rms = grad.pow(2).mean((1, 2, 3), keepdim=True).sqrt().clamp_min(1e-12)
@@ -125,15 +126,15 @@ class Steerer:
         return {"classifier": str(self.run_dir.resolve()), "lever": "+".join(levers), **levers}
 
 
-def condition_log_likelihood(genres: torch.Tensor, decades: torch.Tensor, asked: torch.Tensor,
+def condition_log_likelihood(genre_logits: torch.Tensor, decade_log_p: torch.Tensor, asked: torch.Tensor,
                              decade: torch.Tensor) -> torch.Tensor:
     """(B,) log p(the asked genres and none of the others, and the asked decade), from a classifier's genre
-    probabilities (B, G), each read on its own, and its decade distribution (B, D); `asked` (B, G) bool and
+    logits (B, G), each genre read on its own, and its decade log-probabilities (B, D); `asked` (B, G) bool and
     `decade` (B,) indices. Best of N ranks by it and classifier guidance climbs it: a Comedy poster is pulled
-    away from Romance as well as toward Comedy, so that the genres of one decade come apart."""
-    p = genres.float().clamp(_FLOOR, 1 - _FLOOR)
-    genre_log_p = torch.where(asked, p.log(), (1 - p).log()).sum(1)
-    return genre_log_p + decades.float().gather(1, decade[:, None].long())[:, 0].clamp_min(_FLOOR).log()
+    away from Romance as well as toward Comedy, so that the genres of one decade come apart. In log space, so
+    that guidance's gradient does not vanish where a probability rounds to 0 or 1."""
+    genre_log_p = F.logsigmoid(torch.where(asked, genre_logits.float(), -genre_logits.float())).sum(1)
+    return genre_log_p + decade_log_p.float().gather(1, decade[:, None].long())[:, 0]
 
 
 class SteeringLoss:
