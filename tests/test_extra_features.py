@@ -11,6 +11,7 @@ from conftest import lab_ok, run_cli
 from lab.classifier import extra_features
 from lab.classifier.extra_features import ExtraFeatures, features_file, precompute
 from lab.classifier.inference import load_model, load_run_info
+from lab.classifier.model import GenreClassifier
 from lab.data.poster_dataset import open_posters
 from lab.data.synthetic import make_synthetic_posters
 from lab.inception import WIDTH, inception_torchscript
@@ -88,3 +89,28 @@ def test_an_unknown_extra_network_is_a_one_line_error(data, tmp_path, capsys):
                            "--set", 'extra_features=["clip"]', "--out", tmp_path / "run")
     assert code == 2 and "extra_features" in err and "inception" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_extra_dropout_drops_only_the_extra_features_and_only_in_training():
+    torch.manual_seed(0)
+    model = GenreClassifier("cnn4", 6, 3, None, dropout=0.0, extra_features=("inception",), extra_dropout=0.5)
+    seen = []
+    model.genre_head.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
+    images, extra = torch.rand(64, 3, 48, 72) * 255, torch.rand(64, WIDTH) + 0.5
+    model.train()(images, extra=extra)
+    model.extra_dropout.eval()  # the same pass, batch statistics and all, without it
+    model(images, extra=extra)
+    model.eval()(images, extra=extra)
+    trained, kept, evaluated = seen
+    own = trained.shape[1] - WIDTH
+    assert torch.equal(trained[:, :own], kept[:, :own])  # the backbone's own features are left alone
+    dropped = trained[:, own:] == 0
+    assert 0.45 < dropped.float().mean() < 0.55 and not (evaluated[:, own:] == 0).any()
+    assert torch.allclose(trained[:, own:][~dropped], 2 * kept[:, own:][~dropped])
+
+
+def test_extra_dropout_out_of_range_is_a_one_line_error(data, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "train", "classifier", "--data", data, "--recipe", "classifier-tiny",
+                           "--set", 'extra_features=["inception"]', "--set", "extra_dropout=1.5",
+                           "--out", tmp_path / "run")
+    assert code == 2 and "extra_dropout" in err and len(err.strip().splitlines()) == 1

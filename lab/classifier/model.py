@@ -186,7 +186,7 @@ class GenreClassifier(nn.Module):
 
     def __init__(self, backbone: str, n_genres: int, n_decades: int, weights: str | None = None,
                  dropout: float = 0.2, taps: tuple[int, ...] = (), rating: bool = False,
-                 extra_features: tuple[str, ...] = ()):
+                 extra_features: tuple[str, ...] = (), extra_dropout: float = 0.0):
         super().__init__()
         self.backbone, width = build_backbone(backbone, weights)
         self.taps = tuple(taps)
@@ -206,6 +206,7 @@ class GenreClassifier(nn.Module):
             # The training posters' mean and spread of each extra feature, kept with the weights.
             self.register_buffer("extra_mean", torch.zeros(self.extra.width))
             self.register_buffer("extra_std", torch.ones(self.extra.width))
+        self.extra_dropout = nn.Dropout(extra_dropout)
         self.dropout = nn.Dropout(dropout)
         self.genre_head = nn.Linear(width, n_genres)
         self.decade_head = nn.Linear(width, n_decades)
@@ -252,7 +253,11 @@ class GenreClassifier(nn.Module):
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None, extra: torch.Tensor | None = None):
         """`labels` (from `label_vector`) is what the rating head is told; the rating is standardised. `extra`:
         as `features` takes it (training passes the un-augmented posters' own)."""
-        h = self.dropout(self.features(images, extra))
+        h = self.features(images, extra)
+        if self.extra is not None:
+            own = h.shape[1] - self.extra.width
+            h = torch.cat([h[:, :own], self.extra_dropout(h[:, own:])], 1)
+        h = self.dropout(h)
         rating = self.rating_head(h, labels) if self.rating_head is not None else None
         return self.genre_head(h), self.decade_head(h), rating
 

@@ -24,6 +24,9 @@ class ClassifierOptions(DataOptions):
     taps: list = field(default_factory=list)  # backbone blocks whose pooled outputs join the head's input
     # Frozen networks whose features of each poster join them too (lab.classifier.extra_features): ["inception"].
     extra_features: list = field(default_factory=list)
+    # Chance that each of them is dropped in training: they are the same every epoch for a poster (computed
+    # once, unaugmented), so without it the heads can learn the training posters from them alone.
+    extra_dropout: float = 0.0
     ema: float = 0.0  # decay of the weights' moving average that is evaluated and kept; 0: none
     batch_size: int = 64  # over all processes
     grad_accum: int = 1
@@ -76,7 +79,7 @@ class ClassifierOptions(DataOptions):
         for name in ("lr", "backbone_lr"):
             if not getattr(self, name) > 0:
                 raise LabError(f"{name} must be above 0, not {getattr(self, name)}")
-        for name in ("ema", "label_dropout", "warmup"):
+        for name in ("ema", "label_dropout", "warmup", "extra_dropout"):
             if not 0 <= getattr(self, name) < 1:
                 raise LabError(f"{name} must be at least 0 and below 1, not {getattr(self, name)}")
         if self.workers is not None and self.workers < 0:

@@ -67,7 +67,8 @@ def train_classifier(opts: ClassifierOptions, run: Run, *, resume: bool = False,
     if rating is not None and "genre_decade" not in rating:  # closed form: refitted the same after a kill
         rating["genre_decade"] = fit_genre_decade(posters, opts.rating_min_votes, median)
     if "classifier" not in models:
-        model = build(opts.backbone, opts.weights, taps=opts.taps, extra_features=tuple(opts.extra_features))
+        model = build(opts.backbone, opts.weights, taps=opts.taps, extra_features=tuple(opts.extra_features),
+                      extra_dropout=opts.extra_dropout)
         if opts.extra_features:
             extra = precompute(posters.cache, opts.extra_features, progress=progress and accelerator.is_main_process)
             rows = posters.table.posters["cache_row"].to_numpy()[posters.parts["train"]]
