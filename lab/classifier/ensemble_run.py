@@ -16,7 +16,8 @@ import numpy as np
 
 from lab.checkpoint import save_json
 from lab.classifier.ensemble import Ensemble, weighted_mean
-from lab.classifier.inference import load_model, load_run_info
+from lab.classifier.extra_features import precompute
+from lab.classifier.inference import extra_feature_names, load_model, load_run_info
 from lab.classifier.metrics import macro_map, tune_thresholds
 from lab.classifier.model import INFERENCE_BATCH
 from lab.classifier.options import EnsembleOptions
@@ -44,6 +45,12 @@ def fit_ensemble(opts: EnsembleOptions, run: Run, *, resume: bool = False, progr
     posters = open_run_posters(Run.open(members[0]), size, PosterFilter.from_dict(infos[0]["filter"]),
                                progress=progress)
     shutil.copyfile(members[0] / "split.json", run.path / "split.json")
+    # A member's frozen extra networks read the posters decoded at `size` from a file, computed once, instead of
+    # again on every pass; at another size they read resized posters, which no file holds.
+    extra = tuple(dict.fromkeys(n for i in infos for n in extra_feature_names(i)
+                                if tuple(i["size"]) == size or size in extra_sizes))
+    if extra:
+        precompute(posters.cache, extra, progress=progress)
     val = posters.dataset("val")
     truth = posters.genre_matrix[posters.parts["val"]]
     chosen = []
