@@ -288,8 +288,9 @@ TestSizeOpt = Annotated[Optional[str], typer.Option(
 
 @app.command("ensemble")
 def ensemble(
-    runs: Annotated[list[Path], typer.Argument(help="Classifier run folders, all trained on the same split.")],
-    out: OutOpt = None,
+    runs: Annotated[Optional[list[Path]], typer.Argument(
+        help="Classifier run folders, all trained on the same split (none with --resume).")] = None,
+    out: OutOpt = None, resume: ResumeOpt = False,
     views: Annotated[Optional[list[str]], typer.Option(
         "--views", help="Test-time views each member may use: flip, crops (repeat for both); every "
                         "combination is tried on validation" + _default(EnsembleOptions, "views") + ".")] = None,
@@ -308,11 +309,12 @@ def ensemble(
     from lab.training import use_device, use_precision
     use_device(device)
     use_precision(precision)
-    flags = {"members": [str(r) for r in runs], "views": views, "test_sizes": test_size, "min_gain": min_gain,
+    flags = {"members": [str(r) for r in runs or []], "views": views, "test_sizes": test_size, "min_gain": min_gain,
              "mixed_precision": precision if precision != "auto" else None}
-    opts, run = start_run("ensemble", flags={k: v for k, v in flags.items() if v is not None}, out=out)
+    opts, run = start_run("ensemble", flags={k: v for k, v in flags.items() if v is not None}, out=out,
+                          resume=resume)
     typer.echo(f"run folder: {run.path}")
-    run, info = train("ensemble", opts_and_run=(opts, run))
+    run, info = train("ensemble", resume=resume, opts_and_run=(opts, run))
     entry = info["models"]["classifier"]
     for m in entry["members"]:
         typer.echo(f"{m['run']}: weight {m['weight']:.2f}, views {'+'.join(m['views']) or 'none'}, "

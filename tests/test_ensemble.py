@@ -96,6 +96,29 @@ def test_evaluate_with_views_on_validation_matches_what_the_ensemble_measured(me
     assert report["macro_map"] == pytest.approx(measured["val_macro_map"], abs=1e-6)
 
 
+@pytest.mark.slow
+def test_a_resumed_ensemble_reads_back_the_readings_it_saved_and_makes_only_the_missing_ones(members, tmp_path,
+                                                                                            capsys):
+    _, _, runs = members
+    out = tmp_path / "ens"
+    lab_ok("ensemble", runs[1], "--views", "flip", "--out", out)
+    first = [json.loads(line) for line in open(out / "metrics.jsonl")]
+    readings = out / "val-readings"
+    assert sorted(p.name for p in readings.iterdir()) == ["0-32x48-flip.npz", "0-32x48-none.npz"]
+    # As if the fit was killed after its first reading, and that reading were the flipped one's.
+    (readings / "0-32x48-flip.npz").replace(readings / "0-32x48-none.npz")
+    (out / "ensemble.json").unlink()
+    code, _, err = run_cli(capsys, "ensemble", runs[1], "--resume", "--out", out)
+    assert code == 2 and "leave out" in err  # the members are the run's own
+    lab_ok("ensemble", "--resume", "--out", out)
+    again = [json.loads(line) for line in open(out / "metrics.jsonl")][len(first):]
+    assert [t["member"] for t in again] == [0, "ensemble"] and again[0]["views"] == ["flip"]  # only the missing one
+    assert again[0]["val_macro_map"] == pytest.approx(first[1]["val_macro_map"], abs=1e-9)
+    member = json.loads((out / "ensemble.json").read_text())["models"]["classifier"]["members"][0]
+    # The plain reading read back scores what the flipped one did, so flips add nothing and are not kept.
+    assert member["views"] == [] and member["val_macro_map"] == pytest.approx(first[1]["val_macro_map"], abs=1e-9)
+
+
 def test_ensemble_refuses_members_of_another_split_in_one_line(members, tmp_path, capsys):
     root, _, runs = members
     other = make_synthetic_posters(tmp_path / "other", 120, seed=9)

@@ -3,10 +3,14 @@
 For each member, the test-time views (lab.classifier.views) and the test size, among those asked, are
 kept only where they raise its validation macro mAP by `min_gain`; then the members' weights are found
 by coordinate ascent on the validation macro mAP of their weighted mean. No test poster is read here.
+
+Each reading of validation (a member at a size with some views) is saved in the run's `val-readings/` as it is
+made, so a fit that was stopped goes on (`--resume`) from the readings it has.
 """
 
 from __future__ import annotations
 
+import io
 import itertools
 import logging
 import shutil
@@ -14,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lab.checkpoint import save_json
+from lab.checkpoint import save_json, write_atomic
 from lab.classifier.ensemble import Ensemble, weighted_mean
 from lab.classifier.extra_features import precompute
 from lab.classifier.inference import extra_feature_names, load_model, load_run_info
@@ -31,11 +35,12 @@ from lab.training import use_precision
 
 log = logging.getLogger(__name__)
 WEIGHT_STEPS = (0.2, 0.1, 0.05, 0.02)  # the moves of the weights' coordinate ascent, coarse to fine
+READINGS = "val-readings"
 
 
 def fit_ensemble(opts: EnsembleOptions, run: Run, *, resume: bool = False, progress: bool = True) -> dict:
-    """Fit the ensemble of `opts.members` in `run` (a fit is minutes: resuming does it again); returns what
-    ensemble.json records."""
+    """Fit the ensemble of `opts.members` in `run`, reading back the readings a stopped fit saved where `resume`;
+    returns what ensemble.json records."""
     use_precision(opts.mixed_precision)
     members = [Path(m).resolve() for m in opts.members]
     infos = [load_run_info(m) for m in members]
@@ -55,15 +60,21 @@ def fit_ensemble(opts: EnsembleOptions, run: Run, *, resume: bool = False, progr
     truth = posters.genre_matrix[posters.parts["val"]]
     chosen = []
     for k, (member, info) in enumerate(zip(members, infos)):
-        model = load_model(member, info)
-        tried = []
+        model, tried = None, []
         for test_size in dict.fromkeys([tuple(info["size"]), *extra_sizes]):
             for views in view_sets(opts.views):
-                reader = Ensemble([model], [test_size], [views], [1.0])
-                predicted = predict(reader, val, INFERENCE_BATCH, progress=progress)
+                saved = run.path / READINGS / f"{k}-{test_size[0]}x{test_size[1]}-{'+'.join(views) or 'none'}.npz"
+                predicted = load_reading(saved) if resume and saved.is_file() else None
+                fresh = predicted is None
+                if fresh:
+                    model = model or load_model(member, info)
+                    reader = Ensemble([model], [test_size], [views], [1.0])
+                    predicted = predict(reader, val, INFERENCE_BATCH, progress=progress)
                 score = macro_map(predicted["genres"], truth)
-                run.log_metrics({"member": k, "run": str(member), "size": list(test_size), "views": list(views),
-                                 "val_macro_map": score})
+                if fresh:
+                    run.log_metrics({"member": k, "run": str(member), "size": list(test_size),
+                                     "views": list(views), "val_macro_map": score})
+                    save_reading(predicted, saved)
                 log.info("member %d (%s) at %dx%d, views %s: val macro mAP %.4f", k, member.name, *test_size,
                          "+".join(views) or "none", score)
                 tried.append((score, test_size, views, predicted))
@@ -92,6 +103,18 @@ def fit_ensemble(opts: EnsembleOptions, run: Run, *, resume: bool = False, progr
             info["models"][name] = {**baseline, "file": str(owner / baseline["file"])}
     save_json(info, run.path / "ensemble.json")
     return info
+
+
+def load_reading(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as saved:
+        return dict(saved)
+
+
+def save_reading(predicted: dict[str, np.ndarray], path: Path) -> None:
+    buffer = io.BytesIO()
+    np.savez(buffer, **predicted)
+    path.parent.mkdir(exist_ok=True)
+    write_atomic(path, buffer.getvalue())
 
 
 def view_sets(views) -> list[tuple[str, ...]]:
