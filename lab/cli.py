@@ -307,6 +307,8 @@ def ensemble(
     predict, report, score-samples --judge, app)."""
     from lab.launch import start_run, train
     from lab.training import use_device, use_precision
+    if not runs and not resume:
+        raise LabError("give the classifier run folders to combine (or --resume --out DIR to go on with a stopped fit)")
     use_device(device)
     use_precision(precision)
     flags = {"members": [str(r) for r in runs or []], "views": views, "test_sizes": test_size, "min_gain": min_gain,

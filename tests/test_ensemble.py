@@ -8,7 +8,7 @@ import torch
 
 from conftest import lab_ok, run_cli
 from lab.classifier.model import asymmetric_loss
-from lab.classifier.views import check_views, view_batches
+from lab.classifier.views import check_views, view_batches, view_indices
 from lab.data.synthetic import make_synthetic_posters
 from lab.errors import LabError
 
@@ -22,6 +22,11 @@ def test_views_are_the_poster_its_mirror_and_2_3_crops_of_it():
     assert len(both) == 8 and all(v.shape == images.shape for v in both)
     top = both[1]  # the top crop, enlarged back: its first row comes from the poster's first row
     assert not torch.allclose(top.float(), images.float()) and top.min() >= 0 and top.max() <= 255
+    # Each combination's views are the same tensors as those views among all of them (a fit reads each view once).
+    for subset in ((), ("flip",), ("crops",), ("flip", "crops")):
+        among = [both[i] for i in view_indices(subset, ("flip", "crops"))]
+        assert len(among) == len(view_batches(images, subset))
+        assert all(torch.equal(a, b) for a, b in zip(among, view_batches(images, subset)))
     with pytest.raises(LabError, match="unknown test-time view 'rotate'"):
         check_views(["rotate"])
 
@@ -130,3 +135,5 @@ def test_ensemble_refuses_members_of_another_split_in_one_line(members, tmp_path
     assert not (tmp_path / "ens").exists()
     code, _, err = run_cli(capsys, "ensemble", runs[0], "--views", "rotate", "--out", tmp_path / "ens")
     assert code == 2 and "unknown test-time view" in err
+    code, _, err = run_cli(capsys, "ensemble", "--out", tmp_path / "ens")
+    assert code == 2 and "give the classifier run folders" in err and len(err.strip().splitlines()) == 1

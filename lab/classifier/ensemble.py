@@ -30,19 +30,36 @@ class Ensemble(nn.Module):
         return self.members[0].n_decades
 
     @torch.no_grad()
-    def member_predict(self, k: int, images: torch.Tensor, labels: torch.Tensor | None = None) -> dict:
-        """Member k's `predict` on posters of any size, resized to its own and averaged over its views. A member's
-        extra networks read the poster itself under every view, as they did its augmented copies in training."""
+    def member_views(self, k: int, images: torch.Tensor, labels: torch.Tensor | None = None) -> dict:
+        """Member k's `predict` on posters of any size, resized to its own, for each of its views apart: every
+        figure (B, views, ...), the views in `view_names` order. A member's extra networks read the poster itself
+        under every view, as they did its augmented copies in training."""
         member, images = self.members[k], resized(images, self.sizes[k])
         extra = member.extra(images) if member.extra is not None else None
         seen = [member.predict(view, labels, extra) for view in view_batches(images, self.views[k])]
-        return {key: torch.stack([s[key].float() for s in seen]).mean(0) for key in seen[0]}
+        return {key: torch.stack([s[key].float() for s in seen], 1) for key in seen[0]}
+
+    def member_predict(self, k: int, images: torch.Tensor, labels: torch.Tensor | None = None) -> dict:
+        """`member_views` averaged over the views."""
+        return {key: value.mean(1) for key, value in self.member_views(k, images, labels).items()}
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """`GenreClassifier.predict`'s figures, the members' weighted mean (`weighted_mean`)."""
         kept = [k for k, w in enumerate(self.weights) if w > 0]
         return weighted_mean([self.member_predict(k, images, labels) for k in kept], [self.weights[k] for k in kept])
+
+
+class MemberViews(Ensemble):
+    """One classifier reading posters at `size` under each of `views` apart (`predict`'s figures are (B, views,
+    ...)), so that the readings of every combination of those views are averages of one pass."""
+
+    def __init__(self, member: GenreClassifier, size: tuple[int, int], views: tuple[str, ...]):
+        super().__init__([member], [size], [views], [1.0])
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        return self.member_views(0, images, labels)
 
 
 def weighted_mean(predictions: list[dict], weights: list[float]) -> dict:

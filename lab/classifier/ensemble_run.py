@@ -1,7 +1,8 @@
 """`fit_ensemble`: classifier runs combined into one reader of posters, all its choices made on validation.
 
 For each member, the test-time views (lab.classifier.views) and the test size, among those asked, are
-kept only where they raise its validation macro mAP by `min_gain`; then the members' weights are found
+kept only where they raise its validation macro mAP by `min_gain` (each view is read once per size, and a
+combination's reading is the average of its views'); then the members' weights are found
 by coordinate ascent on the validation macro mAP of their weighted mean. No test poster is read here.
 
 Each reading of validation (a member at a size with some views) is saved in the run's `val-readings/` as it is
@@ -17,16 +18,17 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from lab.checkpoint import save_json, write_atomic
-from lab.classifier.ensemble import Ensemble, weighted_mean
+from lab.classifier.ensemble import MemberViews, weighted_mean
 from lab.classifier.extra_features import precompute
 from lab.classifier.inference import extra_feature_names, load_model, load_run_info
 from lab.classifier.metrics import macro_map, tune_thresholds
 from lab.classifier.model import INFERENCE_BATCH
 from lab.classifier.options import EnsembleOptions
 from lab.classifier.train import predict, rating_thresholds
-from lab.classifier.views import check_views
+from lab.classifier.views import check_views, view_indices
 from lab.data.filters import PosterFilter
 from lab.data.images import parse_size
 from lab.data.poster_dataset import open_run_posters
@@ -62,14 +64,17 @@ def fit_ensemble(opts: EnsembleOptions, run: Run, *, resume: bool = False, progr
     for k, (member, info) in enumerate(zip(members, infos)):
         model, tried = None, []
         for test_size in dict.fromkeys([tuple(info["size"]), *extra_sizes]):
+            every, apart = check_views(opts.views), None
             for views in view_sets(opts.views):
                 saved = run.path / READINGS / f"{k}-{test_size[0]}x{test_size[1]}-{'+'.join(views) or 'none'}.npz"
                 predicted = load_reading(saved) if resume and saved.is_file() else None
                 fresh = predicted is None
                 if fresh:
-                    model = model or load_model(member, info)
-                    reader = Ensemble([model], [test_size], [views], [1.0])
-                    predicted = predict(reader, val, INFERENCE_BATCH, progress=progress)
+                    if apart is None:  # every view read once; each combination's reading is an average of them
+                        model = model or load_model(member, info)
+                        apart = predict(MemberViews(model, test_size, every), val, INFERENCE_BATCH, progress=progress)
+                    kept = view_indices(views, every)
+                    predicted = {key: torch.from_numpy(value[:, kept]).mean(1).numpy() for key, value in apart.items()}
                 score = macro_map(predicted["genres"], truth)
                 if fresh:
                     run.log_metrics({"member": k, "run": str(member), "size": list(test_size),

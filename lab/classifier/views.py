@@ -34,6 +34,18 @@ def resized(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
                          align_corners=False).clamp(0, 255)
 
 
+def view_names(views: tuple[str, ...]) -> list[str]:
+    """What each of `view_batches(images, views)` is, in its order."""
+    names = ["poster", *(("top", "middle", "bottom") if "crops" in views else ())]
+    return names + [f"{name}, mirrored" for name in names] if "flip" in views else names
+
+
+def view_indices(views: tuple[str, ...], among: tuple[str, ...]) -> list[int]:
+    """Where each of `views`' views sits among those of `among` (both as `check_views` gives them)."""
+    names = view_names(among)
+    return [names.index(name) for name in view_names(views)]
+
+
 def view_batches(images: torch.Tensor, views: tuple[str, ...]) -> list[torch.Tensor]:
     """(B, 3, H, W) posters in [0, 255] -> the same posters seen each way `views` asks, at the same size;
     the first is the posters as they are."""
