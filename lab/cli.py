@@ -290,7 +290,11 @@ TestSizeOpt = Annotated[Optional[str], typer.Option(
 def ensemble(
     runs: Annotated[Optional[list[Path]], typer.Argument(
         help="Classifier run folders, all trained on the same split (none with --resume).")] = None,
-    out: OutOpt = None, resume: ResumeOpt = False,
+    out: OutOpt = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Go on with the stopped fit in --out: the validation readings it saved are read back and "
+                         "only the missing ones made, with its own options (give no run or other option with it).")
+    ] = False,
     views: Annotated[Optional[list[str]], typer.Option(
         "--views", help="Test-time views each member may use: flip, crops (repeat for both); every "
                         "combination is tried on validation" + _default(EnsembleOptions, "views") + ".")] = None,
