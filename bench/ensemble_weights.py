@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lab.classifier.ensemble_run import READINGS, fit_weights, load_reading
+from lab.classifier.ensemble_run import fit_weights, load_reading, reading_path
 from lab.classifier.inference import load_run_info
 from lab.classifier.metrics import macro_map
 from lab.data.filters import PosterFilter
@@ -46,7 +46,7 @@ def main() -> None:
     scores = []
     for k, member in enumerate(members):
         (width, height), views = member["size"], member["views"]
-        reading = load_reading(args.run / READINGS / f"{k}-{width}x{height}-{'+'.join(views) or 'none'}.npz")
+        reading = load_reading(reading_path(args.run, k, member["size"], views))
         scores.append(reading["genres"])
         print(f"member {k} {Path(member['run']).name} at {width}x{height}, views {'+'.join(views) or 'none'}: "
               f"val macro mAP {macro_map(reading['genres'], truth):.4f}")

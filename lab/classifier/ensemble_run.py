@@ -60,18 +60,19 @@ def fit_ensemble(opts: EnsembleOptions, run: Run, *, resume: bool = False, progr
         precompute(posters.cache, extra, progress=progress)
     val = posters.dataset("val")
     truth = posters.genre_matrix[posters.parts["val"]]
-    chosen = []
+    chosen, every = [], check_views(opts.views)
     for k, (member, info) in enumerate(zip(members, infos)):
         model, tried = None, []
         for test_size in dict.fromkeys([tuple(info["size"]), *extra_sizes]):
-            every, apart = check_views(opts.views), None
+            apart = None
             for views in view_sets(opts.views):
-                saved = run.path / READINGS / f"{k}-{test_size[0]}x{test_size[1]}-{'+'.join(views) or 'none'}.npz"
+                saved = reading_path(run.path, k, test_size, views)
                 predicted = load_reading(saved) if resume and saved.is_file() else None
                 fresh = predicted is None
                 if fresh:
                     if apart is None:  # every view read once; each combination's reading is an average of them
-                        model = model or load_model(member, info)
+                        if model is None:
+                            model = load_model(member, info)
                         apart = predict(MemberViews(model, test_size, every), val, INFERENCE_BATCH, progress=progress)
                     kept = view_indices(views, every)
                     predicted = {key: torch.from_numpy(value[:, kept]).mean(1).numpy() for key, value in apart.items()}
@@ -108,6 +109,11 @@ def fit_ensemble(opts: EnsembleOptions, run: Run, *, resume: bool = False, progr
             info["models"][name] = {**baseline, "file": str(owner / baseline["file"])}
     save_json(info, run.path / "ensemble.json")
     return info
+
+
+def reading_path(run_dir: Path, k: int, size, views) -> Path:
+    """Where a fit saves member k's validation reading at `size` (W, H) with `views`."""
+    return Path(run_dir) / READINGS / f"{k}-{size[0]}x{size[1]}-{'+'.join(views) or 'none'}.npz"
 
 
 def load_reading(path: Path) -> dict[str, np.ndarray]:
