@@ -120,6 +120,27 @@ def test_augmentation_keeps_size_range_and_repeats_with_seed():
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
+def test_flip_mirrors_posters_by_chance_and_keeps_the_other_draws():
+    images = torch.randint(0, 256, (64, 3, 24, 16), dtype=torch.uint8)
+    plain = dict(min_scale=1.0, max_degrees=0.0, jitter=0.0)  # an identity up to the resampling's rounding
+
+    def same(a, b):
+        return torch.allclose(a, b, atol=1e-3)
+
+    assert same(augment_posters(images, torch.Generator().manual_seed(3), flip=1.0, **plain), images.float().flip(3))
+    half = augment_posters(images, torch.Generator().manual_seed(3), flip=0.5, **plain)
+    mirrored = [same(h, x.float().flip(2)) for h, x in zip(half, images)]
+    kept = [same(h, x.float()) for h, x in zip(half, images)]
+    assert all(m != k for m, k in zip(mirrored, kept)) and 16 < sum(mirrored) < 48
+    # Without flips the augmentation draws exactly what it did before the option existed.
+    assert torch.equal(augment_posters(images, torch.Generator().manual_seed(4), flip=0.0),
+                       augment_posters(images, torch.Generator().manual_seed(4)))
+    # With them, the crop, rotation and jitter of each poster are the same draws, mirrored or not.
+    base = augment_posters(images, torch.Generator().manual_seed(5))
+    flipped = augment_posters(images, torch.Generator().manual_seed(5), flip=0.5)
+    assert all(torch.equal(f, b) or torch.equal(f, b.flip(2)) for f, b in zip(flipped, base))
+
+
 def test_progressive_unfreezing_trains_top_blocks_only():
     model = GenreClassifier("mobilenet_v2", 5, 3, weights=None).train()
     model.set_trainable(0.3)

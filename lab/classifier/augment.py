@@ -1,8 +1,9 @@
-"""Augmentation that keeps a poster a poster: a 2:3 crop, a small rotation, colour jitter.
+"""Augmentation that keeps a poster a poster: a 2:3 crop, a small rotation, colour jitter, and on request
+a mirror image.
 
 All on a batch tensor at once (CPU or GPU), each poster with its own draw from a seeded
-generator, so a resumed run repeats exactly the augmentation of an uninterrupted one. No flips:
-a mirrored poster has mirrored text.
+generator, so a resumed run repeats exactly the augmentation of an uninterrupted one. No flips by
+default: a mirrored poster has mirrored text, though the classifier reads mirrored posters well.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import torch.nn.functional as F
 
 
 def augment_posters(images: torch.Tensor, generator: torch.Generator, *, min_scale: float = 0.75,
-                    max_degrees: float = 5.0, jitter: float = 0.2) -> torch.Tensor:
-    """uint8 or float images (B, 3, H, W) in [0, 255] -> augmented float images in [0, 255]."""
+                    max_degrees: float = 5.0, jitter: float = 0.2, flip: float = 0.0) -> torch.Tensor:
+    """uint8 or float images (B, 3, H, W) in [0, 255] -> augmented float images in [0, 255]; each mirrored
+    left to right with chance `flip`."""
     b, _, h, w = images.shape
     x = images.float()
     # Every draw of the batch at once, in the order they were always drawn, moved to the device in one
@@ -44,4 +46,7 @@ def augment_posters(images: torch.Tensor, generator: torch.Generator, *, min_sca
     x = (x - mean) * contrast + mean
     grey = x.mean(dim=1, keepdim=True)
     x = (x - grey) * saturation + grey
+    if flip > 0:  # drawn after the rest, so that runs without it keep their draws
+        mirrored = (torch.rand(b, generator=generator) < flip).to(x.device, non_blocking=True)
+        x = torch.where(mirrored.view(b, 1, 1, 1), x.flip(3), x)
     return x.clamp(0, 255)

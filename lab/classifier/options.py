@@ -27,6 +27,8 @@ class ClassifierOptions(DataOptions):
     # Chance that each of them is dropped in training: they are the same every epoch for a poster (computed
     # once, unaugmented), so without it the heads can learn the training posters from them alone.
     extra_dropout: float = 0.0
+    # Chance that a training poster is mirrored left to right (the augmentation draws the rest always).
+    flip: float = 0.0
     ema: float = 0.0  # decay of the weights' moving average that is evaluated and kept; 0: none
     batch_size: int = 64  # over all processes
     grad_accum: int = 1
@@ -82,6 +84,8 @@ class ClassifierOptions(DataOptions):
         for name in ("ema", "label_dropout", "warmup", "extra_dropout"):
             if not 0 <= getattr(self, name) < 1:
                 raise LabError(f"{name} must be at least 0 and below 1, not {getattr(self, name)}")
+        if not 0 <= self.flip <= 1:
+            raise LabError(f"flip must be a chance from 0 to 1, not {self.flip}")
         if self.workers is not None and self.workers < 0:
             raise LabError(f"workers must be 0 or more, not {self.workers}")
         if self.genre_loss not in GENRE_LOSSES:

@@ -192,7 +192,7 @@ def fit(model: GenreClassifier, posters: Posters, opts: ClassifierOptions, run: 
             torch.manual_seed(generator.initial_seed())  # dropout too repeats exactly after a resume
             # The extra networks read each poster as it is stored, where their features were computed once.
             extra = unwrapped.extra(images) if unwrapped.extra is not None else None
-            images = augment_posters(images, generator)
+            images = augment_posters(images, generator, flip=opts.flip)
             labels = None
             if rated:  # each label hidden at random, so that one head rates with and without them
                 given = (torch.rand(2, len(images), generator=generator) >= opts.label_dropout).to(images.device)
