@@ -28,14 +28,14 @@ def _pixels(posters, rows):
     return torch.from_numpy(np.ascontiguousarray(posters.cache.images[rows])).permute(0, 3, 1, 2)
 
 
-def test_features_are_computed_once_beside_the_cache_found_by_pixels_and_resumed(data, monkeypatch):
-    monkeypatch.setattr(extra_features, "CHUNK", 50)
+def test_features_are_computed_once_beside_the_cache_found_by_pixels_and_resumed(tmp_path, monkeypatch):
+    monkeypatch.setattr(extra_features, "CHUNK", 16)
     monkeypatch.setattr(extra_features, "_known", {})  # the made-up features below stay in this test
-    # A size of its own: the made-up features below stay out of the file the next test reads.
-    posters = open_posters(data, size=(40, 60), progress=False)
+    # Posters of its own: the made-up features below stay out of the file the next tests read.
+    posters = open_posters(make_synthetic_posters(tmp_path / "posters", 40, seed=6), size=(40, 60), progress=False)
     features = precompute(posters.cache, ["inception"], progress=False)
     path = features_file(posters.cache.path, "inception")
-    assert features.shape == (120, WIDTH) and path.parent == posters.cache.path.parent
+    assert features.shape == (40, WIDTH) and path.parent == posters.cache.path.parent
     assert not path.with_name(path.name + ".parts").exists()  # gone once the file is whole
     extra, images = ExtraFeatures(["inception"]), _pixels(posters, np.arange(8))
     computed = extra.compute("inception", images)
@@ -45,10 +45,10 @@ def test_features_are_computed_once_beside_the_cache_found_by_pixels_and_resumed
     # A computation killed after its first part: that part is read back, the rest computed.
     parts = path.with_name(path.name + ".parts")
     parts.mkdir()
-    np.save(parts / "0000000.npy", np.full((50, WIDTH), 7.0, np.float32))
+    np.save(parts / "0000000.npy", np.full((16, WIDTH), 7.0, np.float32))
     path.unlink()
     again = precompute(posters.cache, ["inception"], progress=False)
-    assert (again[:50] == 7).all() and np.allclose(again[50:], features[50:])
+    assert (again[:16] == 7).all() and np.allclose(again[16:], features[16:])
     assert (extra(images).numpy() == 7).all()  # the stored pixels find the stored features
     flipped = extra(images.flip(3))
     assert not (flipped.numpy() == 7).any() and torch.allclose(flipped, extra.compute("inception", images.flip(3)))
