@@ -75,6 +75,7 @@ def fit_ensemble(opts: EnsembleOptions, run: Run, *, resume: bool = False, progr
                             model = load_model(member, info)
                         apart = predict(MemberViews(model, test_size, every), val, INFERENCE_BATCH, progress=progress)
                     kept = view_indices(views, every)
+                    # torch's mean, as `Ensemble.member_predict` takes it: the reading equals evaluate's to the bit.
                     predicted = {key: torch.from_numpy(value[:, kept]).mean(1).numpy() for key, value in apart.items()}
                 score = macro_map(predicted["genres"], truth)
                 if fresh:

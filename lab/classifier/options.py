@@ -27,7 +27,7 @@ class ClassifierOptions(DataOptions):
     # Chance that each of them is dropped in training: they are the same every epoch for a poster (computed
     # once, unaugmented), so without it the heads can learn the training posters from them alone.
     extra_dropout: float = 0.0
-    # Chance that a training poster is mirrored left to right (the augmentation draws the rest always).
+    # Chance that a training poster is mirrored left to right, beside the crop, rotation and jitter all get.
     flip: float = 0.0
     ema: float = 0.0  # decay of the weights' moving average that is evaluated and kept; 0: none
     batch_size: int = 64  # over all processes
