@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from conftest import lab_ok, run_cli
 from lab.classifier import extra_features
 from lab.classifier.extra_features import ExtraFeatures, features_file, precompute
-from lab.classifier.inference import load_model, load_run_info
+from lab.classifier.inference import extra_feature_names, load_model, load_run_info
 from lab.classifier.model import GenreClassifier
 from lab.data.poster_dataset import open_posters
 from lab.data.synthetic import make_synthetic_posters
@@ -102,6 +102,14 @@ def test_an_ensemble_reads_its_members_features_from_the_file_not_through_the_ne
     lab_ok("evaluate", extra_run, "--part", "val", "--views", "flip")
     report = json.loads((extra_run / "evaluation-val-flip.json").read_text())
     assert report["macro_map"] == pytest.approx(tried[1]["val_macro_map"], abs=1e-6)
+
+
+def test_only_members_that_read_posters_at_the_decoded_size_have_their_features_precomputed(extra_run, tmp_path):
+    lab_ok("ensemble", extra_run, "--out", tmp_path / "ens")
+    info = load_run_info(tmp_path / "ens")
+    assert extra_feature_names(info) == extra_feature_names(info, (48, 72)) == ("inception",)
+    # Decoded at another size, the member reads resized posters, whose pixels no features file holds.
+    assert extra_feature_names(info, (64, 96)) == ()
 
 
 def test_an_unknown_extra_network_is_a_one_line_error(data, tmp_path, capsys):

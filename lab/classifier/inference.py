@@ -66,13 +66,16 @@ def reading_runs(run_dir: Path) -> set[Path]:
     return {Path(m["run"]).resolve() for m in members} if members else {Path(run_dir).resolve()}
 
 
-def extra_feature_names(info: dict) -> tuple[str, ...]:
+def extra_feature_names(info: dict, size: tuple[int, int] | None = None) -> tuple[str, ...]:
     """The extra networks (lab.classifier.extra_features) that a run's classifier reads: an ensemble's, its
-    members'. A command that reads a dataset's posters with it precomputes their features first."""
+    members'; with `size` (W, H), only those of the members that read posters at that size. A command that reads
+    a dataset's posters decoded at `size` precomputes these features first: a poster's features are found by its
+    pixels, so a member that resizes the posters to another size reads none of them."""
     entry = info["models"]["classifier"]
     if "members" not in entry:
         return tuple(entry.get("extra_features", ()))
-    names = [n for m in entry["members"] for n in extra_feature_names(load_run_info(m["run"]))]
+    names = [n for m in entry["members"] if size is None or tuple(m["size"]) == tuple(size)
+             for n in extra_feature_names(load_run_info(m["run"]))]
     return tuple(dict.fromkeys(names))
 
 
