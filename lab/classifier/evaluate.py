@@ -62,8 +62,9 @@ def evaluate_run(run_dir: Path, data: Path | None = None, out: Path | None = Non
         posters = open_posters(data, size=size, progress=progress)
         rows = np.arange(len(posters.table))
         name = f"{Path(data).resolve().name}-{posters.fingerprint[:8]}{setting}"
-    if extra_feature_names(info, size):
-        precompute(posters.cache, extra_feature_names(info, size), progress=progress)
+    extra = extra_feature_names(info, size)
+    if extra:
+        precompute(posters.cache, extra, progress=progress)
     labels = multi_hot(posters.table.posters["genres"], info["genres"])  # the run's genres, not the data's
     years = posters.table.posters["year"].to_numpy()[rows]
     # The run's decade indices; -1 for a decade it never saw (the rating head is then not told it).
